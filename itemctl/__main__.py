@@ -1,0 +1,5 @@
+"""``python -m itemctl``."""
+
+from itemctl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The root command: global options, the command groups, and ``main()``.
+
+``main()`` is the single error boundary: every ItemctlError becomes one ``error:`` line on
+stderr and its exit code; anything else is a bug (exit 1). Tracebacks only with
+``--verbose`` or ``ITEMCTL_DEBUG=1``. Nothing heavy is imported here, so ``--help`` and
+``--version`` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from itemctl import __version__
+from itemctl.cli.db import app as db_app
+from itemctl.cli.runtime import State
+from itemctl.cli.users import app as users_app
+from itemctl.core.errors import ItemctlError, redact
+from itemctl.core.logging import is_verbose, set_verbosity
+
+app = typer.Typer(
+    name="itemctl",
+    help="Administer the users, items and tags of an itemctl database.",
+    epilog="Example: itemctl --as alice items list --tag urgent -o json",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"itemctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database_url: Annotated[
+        Optional[str],
+        typer.Option("--database-url", metavar="URL", help="Database URL (beats every other setting)."),
+    ] = None,
+    as_user: Annotated[
+        Optional[str],
+        typer.Option("--as", metavar="USERNAME", help="Act as this user [env: ITEMCTL_USER]."),
+    ] = None,
+    email: Annotated[
+        Optional[str],
+        typer.Option("--email", metavar="EMAIL", help="Email for an actor created on first use [env: ITEMCTL_EMAIL]."),
+    ] = None,
+    env: Annotated[
+        Optional[str],
+        typer.Option("--env", metavar="ENV", help="Environment name [env: ITEMCTL_ENV, ENVIRONMENT; default: local]."),
+    ] = None,
+    connect_timeout: Annotated[
+        Optional[float],
+        typer.Option("--connect-timeout", metavar="S", help="Seconds to wait for a connection [default: 10]."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log SQL statements and show tracebacks.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Silence notices, summaries and progress.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    set_verbosity(1 if verbose else -1 if quiet else 0)
+    ctx.obj = State(
+        database_url=database_url,
+        user=as_user,
+        email=email,
+        environment=env,
+        connect_timeout=connect_timeout,
+    )
+
+
+def _error(message: str, hint: str | None = None) -> None:
+    line = f"error: {message}"
+    if hint:
+        line += f" (hint: {hint})"
+    print(redact(line), file=sys.stderr, flush=True)
+
+
+def _traceback_wanted() -> bool:
+    return is_verbose() or os.environ.get("ITEMCTL_DEBUG") == "1"
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    print(redact(traceback.format_exc()), file=sys.stderr, end="", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run itemctl and return its exit code."""
+    try:
+        result = app(args=argv, prog_name="itemctl", standalone_mode=False)
+    except ItemctlError as error:
+        if _traceback_wanted():
+            _print_traceback()
+        _error(error.message, error.hint)
+        return error.exit_code
+    except typer.TyperException as error:  # usage errors: unknown option, missing argument
+        _error(error.format_message(), "see --help")
+        return getattr(error, "exit_code", 2)
+    except typer.Abort:
+        _error("aborted")
+        return 130
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as error:  # a bug: say so, in one line unless asked for more
+        if _traceback_wanted():
+            _print_traceback()
+        _error(
+            f"internal error: {type(error).__name__}: {error}",
+            None if _traceback_wanted() else "rerun with --verbose for the traceback",
+        )
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,139 @@
+"""``itemctl db``: migrate, downgrade and inspect the schema."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from itemctl.cli.output import confirm, echo_data
+from itemctl.cli.runtime import database_errors
+from itemctl.core.logging import notice
+
+app = typer.Typer(help="Migrate and inspect the database schema.", no_args_is_help=True)
+
+
+@app.command("migrate")
+def migrate_command(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    sql: Annotated[bool, typer.Option("--sql", help="Print the SQL instead of running it; touches nothing.")] = False,
+    allow_destructive: Annotated[
+        bool, typer.Option("--allow-destructive", help="Allow migrations that drop tables or columns.")
+    ] = False,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", metavar="S", help="Give up waiting for a table lock after S seconds (retried a few times).")
+    ] = 5.0,
+) -> None:
+    """Apply pending migrations; safe to run from several CI jobs at once.
+
+    Runs in one transaction under a PostgreSQL advisory lock: concurrent runs wait, then
+    find nothing to do. Refuses to drop a table or column unless --allow-destructive.
+
+    Example: itemctl --database-url postgresql://app@db/app db migrate
+    """
+    from itemctl.services import migrate
+
+    state = ctx.obj
+    if sql:
+        echo_data(migrate.migration_sql(state.config().database.url, revision).rstrip("\n"))
+        return
+    with database_errors(state):
+        result = migrate.migrate(
+            state.engine(),
+            revision=revision,
+            allow_destructive=allow_destructive,
+            lock_timeout=lock_timeout,
+        )
+    if result.applied:
+        notice(f"migrated {result.before or 'empty database'} -> {result.after}: applied {', '.join(result.applied)}")
+        for operation in result.destructive:
+            notice(f"destructive operation applied: {operation}")
+    else:
+        notice(f"nothing to migrate: the database is at {result.after}")
+
+
+@app.command("downgrade", context_settings={"ignore_unknown_options": True})
+def downgrade_command(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision, `base`, or -N for N steps back.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Revert the schema to an earlier revision (data in dropped tables is lost).
+
+    Example: itemctl db downgrade -1 --yes
+    """
+    from itemctl.services import migrate
+
+    state = ctx.obj
+    with database_errors(state):
+        engine = state.engine()
+        target = migrate.resolve_downgrade_target(engine, revision)
+        confirm(f"Downgrade the schema to {target}? Data may be lost.", yes=yes, what="downgrade")
+        result = migrate.downgrade(engine, revision=target)
+    notice(f"downgraded {result.before} -> {result.after or 'base'}")
+
+
+@app.command("current")
+def current_command(ctx: typer.Context) -> None:
+    """Print the database's schema revision (nothing when it was never migrated).
+
+    Example: itemctl db current
+    """
+    from itemctl.models import SCHEMA_HEAD
+    from itemctl.services import migrate
+
+    state = ctx.obj
+    with database_errors(state):
+        revision = migrate.current(state.engine())
+    if revision is None:
+        notice("the database has no itemctl schema (run `itemctl db migrate`)")
+        return
+    echo_data(revision)
+    notice("at head" if revision == SCHEMA_HEAD else f"head is {SCHEMA_HEAD}: run `itemctl db migrate`")
+
+
+@app.command("history")
+def history_command(ctx: typer.Context) -> None:
+    """List every migration, newest first, marking head and current.
+
+    Example: itemctl db history
+    """
+    from itemctl.services import migrate
+
+    state = ctx.obj
+    current = None
+    try:
+        with database_errors(state):
+            current = migrate.current(state.engine())
+    except Exception as error:  # history is readable without a database
+        notice(f"current revision unknown: {error}")
+    for rev in migrate.history(current):
+        marks = [m for m, on in (("head", rev.is_head), ("current", rev.is_current)) if on]
+        label = f" ({', '.join(marks)})" if marks else ""
+        echo_data(f"{rev.down_revision or '<base>'} -> {rev.revision}{label}: {rev.message}")
+
+
+@app.command("check")
+def check_command(ctx: typer.Context) -> None:
+    """Exit 0 when the database is at head and the models match the migrations, else 8.
+
+    Example: itemctl db check && deploy
+    """
+    from itemctl.core.errors import SchemaError
+    from itemctl.services import migrate
+
+    state = ctx.obj
+    with database_errors(state):
+        result = migrate.check(state.engine())
+    if result.current != result.head:
+        raise SchemaError(
+            f"pending migrations: the database is at {result.current or 'no revision'}, head is {result.head}",
+            hint="run `itemctl db migrate`",
+        )
+    if result.differences:
+        raise SchemaError(
+            "the models differ from the migrations: " + "; ".join(result.differences),
+            hint="write a migration for the model change",
+        )
+    notice(f"ok: the database is at head ({result.head}) and matches the models")

@@ -1,0 +1,136 @@
+"""Renderers for ``-o table|json|ndjson|csv|id``, and the stdout/stderr split.
+
+Records arrive as JSON-ready dicts (``Model.model_dump(mode="json")``). Data goes to
+stdout; everything for people goes to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from enum import Enum
+from functools import cache
+from typing import Annotated, Optional
+
+import typer
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+    id = "id"
+
+
+OutputOption = Annotated[
+    Optional[OutputFormat],
+    typer.Option(
+        "--output",
+        "-o",
+        help="table, json, ndjson, csv or id. Default: table on a terminal, tab-separated otherwise.",
+        show_default=False,
+    ),
+]
+
+
+def _cell(value, *, list_separator: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return list_separator.join(str(v) for v in value)
+    return str(value)
+
+
+def _tsv_cell(value) -> str:
+    # One record per line whatever the text holds: escape like PostgreSQL's COPY text format.
+    text = _cell(value, list_separator=",")
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def emit(
+    records: Iterable[dict] | dict,
+    fmt: OutputFormat | None,
+    *,
+    columns: Sequence[str],
+    id_field: str = "id",
+    title: str | None = None,
+) -> None:
+    """Print one record (a dict) or a list of records in the chosen format."""
+    single = isinstance(records, dict)
+    rows = [records] if single else records
+    out = sys.stdout
+    if fmt is None:
+        fmt = OutputFormat.table if out.isatty() else None
+    if fmt is OutputFormat.json:
+        if single:
+            out.write(json.dumps(records, ensure_ascii=False) + "\n")
+        else:
+            out.write(json.dumps(list(rows), ensure_ascii=False) + "\n")
+    elif fmt is OutputFormat.ndjson:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif fmt is OutputFormat.id:
+        for row in rows:
+            out.write(f"{row[id_field]}\n")
+    elif fmt is OutputFormat.csv:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(row.get(c), list_separator=";") for c in columns])
+    elif fmt is OutputFormat.table:
+        _table(list(rows), columns, title)
+    else:
+        out.write("\t".join(columns) + "\n")
+        for row in rows:
+            out.write("\t".join(_tsv_cell(row.get(c)) for c in columns) + "\n")
+    out.flush()
+
+
+def _table(rows: list[dict], columns: Sequence[str], title: str | None) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c), list_separator=", ") for c in columns))
+    stdout_console().print(table)
+
+
+@cache
+def stdout_console():
+    """Rich console for tables on stdout (Rich itself honours NO_COLOR)."""
+    from rich.console import Console
+
+    return Console()
+
+
+@cache
+def stderr_console():
+    """Rich console for prompts and progress on stderr."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def echo_data(text: str) -> None:
+    """A bare value for scripts (a count, a revision) on stdout."""
+    sys.stdout.write(f"{text}\n")
+    sys.stdout.flush()
+
+
+def confirm(question: str, *, yes: bool, what: str) -> None:
+    """Ask on a terminal; without one, ``--yes`` is required (exit 2, nothing changed)."""
+    from itemctl.core.errors import UsageError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to {what} without --yes: stdin is not a terminal; nothing changed")
+    if not typer.confirm(question, default=False, err=True):
+        raise UsageError("not confirmed; nothing changed")

@@ -1,0 +1,29 @@
+"""Every model, so that ``SQLModel.metadata`` is complete once this is imported."""
+
+# The Alembic revision these models describe. Commands compare it with the database's
+# alembic_version in one cheap query, without loading Alembic; a test keeps it equal to
+# the newest revision in migrations/versions.
+SCHEMA_HEAD = "0001"
+
+from itemctl.models.base import NAMING_CONVENTION, UTCDateTime
+from itemctl.models.item import Item, ItemCreate, ItemPublic, ItemTag, ItemUpdate
+from itemctl.models.tag import Tag, TagCreate, TagPublic
+from itemctl.models.user import User, UserCreate, UserPublic, UserUpdate
+
+__all__ = [
+    "SCHEMA_HEAD",
+    "NAMING_CONVENTION",
+    "UTCDateTime",
+    "Item",
+    "ItemCreate",
+    "ItemPublic",
+    "ItemTag",
+    "ItemUpdate",
+    "Tag",
+    "TagCreate",
+    "TagPublic",
+    "User",
+    "UserCreate",
+    "UserPublic",
+    "UserUpdate",
+]

@@ -1,0 +1,92 @@
+"""Items: owned by a user, tagged with any number of tags."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import field_validator
+from sqlalchemy import Column, ForeignKey, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from itemctl.models.base import UTCDateTime, new_id, utcnow
+from itemctl.models.tag import TagBase
+
+TITLE_MAX = 255
+DESCRIPTION_MAX = 1000
+
+
+def _trimmed(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _empty_is_none(value):
+    return None if value == "" else value
+
+
+class ItemBase(SQLModel):
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+
+    _trim_title = field_validator("title", mode="before")(_trimmed)
+    _empty_description = field_validator("description", mode="before")(_empty_is_none)
+
+
+class ItemCreate(ItemBase):
+    tags: list[str] = []
+
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, names: list[str]) -> list[str]:
+        return [TagBase(name=name).name for name in names]
+
+
+class ItemUpdate(SQLModel):
+    title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+
+    _trim_title = field_validator("title", mode="before")(_trimmed)
+
+
+class Item(ItemBase, table=True):
+    __tablename__ = "item"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "title"),
+        Index("ix_item_created_at_id", "created_at", "id"),
+        Index("ix_item_owner_id_created_at", "owner_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("user.id", ondelete="CASCADE"), nullable=False)
+    )
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+class ItemTag(SQLModel, table=True):
+    """The link table; deleting either side removes only the link."""
+
+    __tablename__ = "item_tag"
+    __table_args__ = (Index("ix_item_tag_tag_id", "tag_id"),)
+
+    item_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("item.id", ondelete="CASCADE"), primary_key=True)
+    )
+    tag_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True)
+    )
+
+
+class ItemPublic(SQLModel):
+    id: uuid.UUID
+    title: str
+    description: str | None
+    owner: str
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,60 @@
+"""Users: they own items; admins may manage everyone."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+
+from pydantic import EmailStr, field_validator
+from sqlalchemy import Column
+from sqlmodel import Field, SQLModel
+
+from itemctl.models.base import UTCDateTime, new_id, utcnow
+
+USERNAME_CHARACTERS = re.compile(r"[A-Za-z0-9._@-]+")
+
+
+class UserBase(SQLModel):
+    username: str = Field(min_length=1, max_length=255, unique=True)
+    email: EmailStr | None = Field(default=None, max_length=255, unique=True)
+    is_admin: bool = False
+
+    @field_validator("username")
+    @classmethod
+    def _username_characters(cls, value: str) -> str:
+        if not USERNAME_CHARACTERS.fullmatch(value):
+            raise ValueError("may contain only letters, digits and . _ @ -")
+        return value
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _blank_email_is_none(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+class UserCreate(UserBase):
+    pass
+
+
+class UserUpdate(SQLModel):
+    email: EmailStr | None = Field(default=None, max_length=255)
+    is_admin: bool | None = None
+
+
+class User(UserBase, table=True):
+    __tablename__ = "user"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+class UserPublic(SQLModel):
+    id: uuid.UUID
+    username: str
+    email: str | None
+    is_admin: bool
+    created_at: datetime
+    item_count: int = 0

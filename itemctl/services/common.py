@@ -1,0 +1,41 @@
+"""Helpers every service shares: validation and integrity errors made into ItemctlErrors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import exc
+
+from itemctl.core.errors import ConflictError, InvalidInput
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """``title: String should have at most 255 characters``; several joined by ``; ``."""
+    parts = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "value"
+        message = problem["msg"].removeprefix("Value error, ")
+        parts.append(f"{field}: {message}")
+    return "; ".join(parts)
+
+
+def validated(model: type[M], data: dict) -> M:
+    """Validate ``data`` as ``model`` or raise InvalidInput naming each field and rule."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise InvalidInput(f"invalid {describe_validation_error(error)}") from None
+
+
+@contextmanager
+def conflict_on_duplicate(message: str, hint: str | None = None) -> Iterator[None]:
+    """Turn a unique violation inside the block into ConflictError (exit 4)."""
+    try:
+        yield
+    except exc.IntegrityError as error:
+        raise ConflictError(message, hint=hint) from error

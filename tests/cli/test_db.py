@@ -1,0 +1,244 @@
+"""``itemctl db``: migrations as CI pipelines run them, against real PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from itemctl.models import SCHEMA_HEAD
+from tests.conftest import ROOT, process_env, run_process
+
+
+def tables(url: str) -> set[str]:
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    return {r[0] for r in rows}
+
+
+def version_rows(url: str) -> list[str]:
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        return [r[0] for r in conn.execute("SELECT version_num FROM alembic_version")]
+
+
+@pytest.fixture
+def empty_db(make_database) -> str:
+    return make_database(migrated=False)
+
+
+def test_migrate_creates_the_schema_once(run, empty_db):
+    first = run("--database-url", empty_db, "db", "migrate")
+    assert first.exit_code == 0, first
+    assert {"user", "item", "tag", "item_tag", "alembic_version"} <= tables(empty_db)
+    second = run("--database-url", empty_db, "db", "migrate")
+    assert second.exit_code == 0 and "nothing to migrate" in second.stderr
+    assert version_rows(empty_db) == [SCHEMA_HEAD]
+    current = run("--database-url", empty_db, "db", "current")
+    assert current.exit_code == 0 and current.stdout.strip() == SCHEMA_HEAD
+    assert run("--database-url", empty_db, "db", "check").exit_code == 0
+
+
+def test_commands_refuse_an_unmigrated_database(run, empty_db):
+    result = run("--database-url", empty_db, "users", "whoami")
+    assert result.exit_code == 8
+    assert "itemctl db migrate" in result.stderr and result.stderr.startswith("error:")
+    assert "alembic_version" not in tables(empty_db)
+
+
+def test_check_reports_pending_migrations(run, empty_db):
+    result = run("--database-url", empty_db, "db", "check")
+    assert result.exit_code == 8 and "pending migrations" in result.stderr
+
+
+def test_check_reports_models_that_differ_from_the_migrations(run, make_database):
+    url = make_database()
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("ALTER TABLE item ADD COLUMN colour text")
+    result = run("--database-url", url, "db", "check")
+    assert result.exit_code == 8 and "models differ" in result.stderr and "colour" in result.stderr
+
+
+def test_concurrent_migrations_all_succeed_and_apply_once(empty_db):
+    def migrate(_):
+        return run_process("--database-url", empty_db, "db", "migrate", timeout=120)
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        results = list(pool.map(migrate, range(5)))
+    assert [r.exit_code for r in results] == [0] * 5, results
+    assert sum("applied" in r.stderr for r in results) == 1, [r.stderr for r in results]
+    assert version_rows(empty_db) == [SCHEMA_HEAD]
+
+
+def test_sql_prints_the_ddl_without_a_database(run):
+    result = run("--database-url", "postgresql://nobody:pw@127.0.0.1:1/none", "db", "migrate", "--sql")
+    assert result.exit_code == 0, result
+    assert 'CREATE TABLE "user"' in result.stdout and "ON DELETE CASCADE" in result.stdout
+
+
+def test_downgrade_needs_yes_without_a_terminal(run, make_database):
+    url = make_database()
+    refused = run("--database-url", url, "db", "downgrade", "base")
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    assert version_rows(url) == [SCHEMA_HEAD]
+    done = run("--database-url", url, "db", "downgrade", "-1", "--yes")
+    assert done.exit_code == 0, done
+    assert tables(url) == {"alembic_version"} and version_rows(url) == []
+
+
+def test_history_lists_every_revision(run, pg_url):
+    result = run("--database-url", pg_url, "db", "history")
+    assert result.exit_code == 0
+    assert f"-> {SCHEMA_HEAD} (head, current)" in result.stdout
+
+
+# -- destructive revisions ---------------------------------------------------------------
+
+DESTRUCTIVE = '''
+"""drop item.description"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "9001"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_index("ix_test_first", "item", ["title"])  # runs before the refusal
+    with op.batch_alter_table("item") as batch_op:
+        batch_op.drop_column("description")
+
+
+def downgrade():
+    with op.batch_alter_table("item") as batch_op:
+        batch_op.add_column(sa.Column("description", sa.String(1000)))
+    op.drop_index("ix_test_first", table_name="item")
+'''
+
+
+@pytest.fixture
+def destructive_revision(tmp_path, monkeypatch):
+    """A copy of the migrations with one more revision that drops a column."""
+    from itemctl.services import migrate
+
+    copy = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", copy)
+    (copy / "versions" / "9001_drop_description.py").write_text(
+        textwrap.dedent(DESTRUCTIVE).format(down=SCHEMA_HEAD)
+    )
+    monkeypatch.setattr(migrate, "migrations_dir", lambda: copy)
+
+
+def columns(url: str, table: str) -> set[str]:
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def indexes(url: str) -> set[str]:
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        return {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
+
+
+def test_a_destructive_revision_is_refused_and_nothing_changes(run, make_database, destructive_revision):
+    url = make_database(revision=SCHEMA_HEAD)
+    result = run("--database-url", url, "db", "migrate")
+    assert result.exit_code == 8, result
+    assert "drop column item.description" in result.stderr and "--allow-destructive" in result.stderr
+    assert "description" in columns(url, "item")
+    assert "ix_test_first" not in indexes(url)
+    assert version_rows(url) == [SCHEMA_HEAD]
+
+
+def test_a_destructive_revision_runs_with_allow_destructive(run, make_database, destructive_revision):
+    url = make_database(revision=SCHEMA_HEAD)
+    result = run("--database-url", url, "db", "migrate", "--allow-destructive")
+    assert result.exit_code == 0, result
+    assert "description" not in columns(url, "item") and version_rows(url) == ["9001"]
+    assert "drop column item.description" in result.stderr
+
+
+# -- connection failures ------------------------------------------------------------------
+
+CANARY = "Canary-Pa55word-7f3a"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://itemctl:{CANARY}@127.0.0.1:1/none",  # refused
+        f"postgresql://itemctl:{CANARY}@unknown-host.invalid/none",  # unknown host
+        f"postgresql://itemctl:{CANARY}@127.0.0.1:99999999/none",  # malformed
+    ],
+)
+def test_unreachable_database_exits_7_quickly_without_the_password(url):
+    started = time.monotonic()
+    for args in (["users", "whoami"], ["-v", "db", "migrate"], ["db", "current"]):
+        result = run_process("--database-url", url, *args, timeout=30)
+        assert result.exit_code == 7, result
+        assert result.stderr.startswith("error:") or "Traceback" in result.stderr
+        assert CANARY not in result.stdout + result.stderr
+    assert time.monotonic() - started < 45
+
+
+def test_wrong_password_exits_7_without_the_password(postgres_admin, make_database):
+    url = make_database()
+    postgres_admin.execute("DROP ROLE IF EXISTS itemctl_pw_test")
+    postgres_admin.execute("CREATE ROLE itemctl_pw_test LOGIN PASSWORD 'right-one'")
+    try:
+        bad = url.replace("postgres@", f"itemctl_pw_test:{CANARY}@")
+        # Trust authentication would let any password in; force a check through a
+        # URL that the server must reject: a role that does not exist.
+        bad = bad.replace("itemctl_pw_test:", "no_such_role_x:")
+        result = run_process("--database-url", bad, "users", "whoami")
+        assert result.exit_code == 7, result
+        assert CANARY not in result.stdout + result.stderr
+    finally:
+        postgres_admin.execute("DROP ROLE IF EXISTS itemctl_pw_test")
+
+
+def test_password_from_pgpassword_is_never_printed(empty_db):
+    env = process_env(PGPASSWORD=CANARY, PGHOST="127.0.0.1", PGPORT="1", PGDATABASE="none")
+    result = run_process("-v", "users", "whoami", env=env)
+    assert result.exit_code == 7 and CANARY not in result.stdout + result.stderr
+
+
+# -- the wheel ------------------------------------------------------------------------------
+
+
+def test_migrate_from_an_installed_wheel_outside_the_checkout(tmp_path, make_database):
+    import subprocess
+
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is needed to build the wheel")
+    dist = tmp_path / "dist"
+    subprocess.run([uv, "build", "--wheel", "--out-dir", str(dist)], cwd=ROOT, check=True, capture_output=True)
+    wheel = next(dist.glob("itemctl-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([uv, "venv", "--quiet", str(venv)], check=True, capture_output=True)
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    url = make_database(migrated=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    completed = subprocess.run(
+        [str(venv / "bin" / "itemctl"), "--database-url", url, "db", "migrate"],
+        cwd=elsewhere,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert version_rows(url) == [SCHEMA_HEAD]

@@ -1,0 +1,53 @@
+"""The root command: help, version, usage errors and the error boundary."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.conftest import run_process
+
+
+def test_help_lists_every_group(run):
+    result = run("--help")
+    assert result.exit_code == 0
+    for group in ("users", "db"):
+        assert f"  {group} " in result.stdout
+
+
+def test_version(run):
+    from itemctl import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"itemctl {__version__}"
+
+
+def test_unknown_command_is_a_usage_error_in_one_line(run):
+    result = run("frobnicate")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_option_is_a_usage_error(run):
+    result = run("db", "current", "--frob")
+    assert result.exit_code == 2 and "--frob" in result.stderr
+
+
+def test_help_and_version_do_not_import_the_database_stack():
+    code = (
+        "import sys\n"
+        "from itemctl.cli import main\n"
+        "for argv in (['--version'], ['--help'], ['items', '--help']):\n"
+        "    main(argv)\n"
+        "heavy = {'sqlalchemy', 'sqlmodel', 'alembic', 'psycopg'} & set(sys.modules)\n"
+        "print(sorted(heavy), file=sys.stderr)\n"
+    )
+    import subprocess
+
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr.strip() == "[]"
+
+
+def test_a_real_process_exits_with_the_contract_code(tmp_path):
+    result = run_process("--env", "production", "users", "whoami", cwd=tmp_path)
+    assert result.exit_code == 7 and result.stderr.startswith("error: no database configured")

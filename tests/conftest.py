@@ -1,0 +1,239 @@
+"""Fixtures on real databases: PostgreSQL (the product's target) and the SQLite default.
+
+PostgreSQL is found at ``ITEMCTL_TEST_POSTGRES_URL`` (default: the local server as role
+``postgres``). When it cannot be reached the PostgreSQL tests skip with the reason, unless
+``ITEMCTL_TEST_REQUIRE_POSTGRES=1``, when they fail instead (CI sets it).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from itemctl.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("ITEMCTL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_POSTGRES = os.environ.get("ITEMCTL_TEST_REQUIRE_POSTGRES") == "1"
+
+# Variables that would leak the developer's own configuration into a test.
+CONFIG_VARIABLES = [
+    name
+    for name in os.environ
+    if name.startswith(("ITEMCTL_", "POSTGRES_", "PG"))
+    and name not in ("ITEMCTL_TEST_POSTGRES_URL", "ITEMCTL_TEST_REQUIRE_POSTGRES")
+] + ["DATABASE_URL", "ENVIRONMENT", "NO_COLOR", "COLUMNS"]
+
+
+def database_url(name: str) -> str:
+    base, _, _ = PG_URL.rpartition("/")
+    return f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin():
+    """An autocommit connection to the server, or a skip (a failure when required)."""
+    import psycopg
+
+    try:
+        connection = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        reason = f"PostgreSQL is not reachable at {PG_URL}: {str(error).strip()}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason} (and ITEMCTL_TEST_REQUIRE_POSTGRES=1)", pytrace=False)
+        pytest.skip(reason)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def make_database(postgres_admin):
+    """A factory of fresh PostgreSQL databases, all dropped at the end of the session."""
+    created: list[str] = []
+    counter = itertools.count()
+
+    def make(*, migrated: bool = True, revision: str = "head") -> str:
+        name = f"itemctl_test_{os.getpid()}_{next(counter)}"
+        postgres_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        postgres_admin.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        url = database_url(name)
+        if migrated:
+            from itemctl.core.config import DatabaseTarget
+            from itemctl.core.db import create_db_engine
+            from itemctl.services.migrate import migrate
+
+            engine = create_db_engine(DatabaseTarget(url, "test"))
+            migrate(engine, revision=revision)
+            engine.dispose()
+        return url
+
+    yield make
+    for name in created:
+        postgres_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_shared(make_database) -> str:
+    """One migrated database for the session; ``pg_url`` empties it before each test."""
+    return make_database()
+
+
+@pytest.fixture
+def pg_url(pg_shared) -> str:
+    import psycopg
+
+    plain = pg_shared.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute('TRUNCATE item_tag, item, tag, "user" CASCADE')
+    return pg_shared
+
+
+@pytest.fixture
+def pg_engine(pg_url):
+    from itemctl.core.config import DatabaseTarget
+    from itemctl.core.db import create_db_engine
+
+    engine = create_db_engine(DatabaseTarget(pg_url, "test"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    """A migrated SQLite database, as the embedded default would be."""
+    from itemctl.core.config import DatabaseTarget
+    from itemctl.core.db import create_db_engine
+    from itemctl.services.migrate import migrate
+
+    engine = create_db_engine(DatabaseTarget(f"sqlite:///{tmp_path / 'test.db'}", "test"))
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_engine(request):
+    """The same test on PostgreSQL and on SQLite."""
+    return request.getfixturevalue("pg_engine" if request.param == "postgresql" else "sqlite_engine")
+
+
+@pytest.fixture
+def session(any_engine):
+    """A session on either database; what a test writes is rolled back afterwards."""
+    from sqlmodel import Session
+
+    with any_engine.connect() as connection:
+        transaction = connection.begin()
+        with Session(bind=connection, join_transaction_mode="create_savepoint") as s:
+            yield s
+        transaction.rollback()
+
+
+# -- running the CLI ---------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion fails
+        return f"Result(exit_code={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """No configuration from the developer's machine; the working directory is empty."""
+    for name in CONFIG_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ITEMCTL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    return workdir
+
+
+@pytest.fixture
+def run(isolated, capsys, monkeypatch):
+    """Run itemctl in this process through ``main()``, the real error boundary."""
+
+    def call(*args: str, input: str = "") -> Result:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(input))
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return call
+
+
+@pytest.fixture
+def itemctl(run, pg_url):
+    """Run itemctl against the test's (empty, migrated) PostgreSQL database."""
+
+    def call(*args: str, input: str = "") -> Result:
+        return run("--database-url", pg_url, *args, input=input)
+
+    return call
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
+    env.update(NO_COLOR="1", COLUMNS="200")
+    env.update(extra)
+    return env
+
+
+def run_process(*args: str, env: dict[str, str] | None = None, cwd=None, timeout=60, input=None) -> Result:
+    """Run itemctl as a real process (exit codes, concurrency, stdin, signals)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "itemctl", *args],
+        capture_output=True,
+        text=True,
+        env=env or process_env(),
+        cwd=cwd,
+        timeout=timeout,
+        input=input,
+    )
+    return Result(completed.returncode, completed.stdout, completed.stderr)
+
+
+def new_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# -- pytest-alembic's built-in checks (single head, upgrade, model matches DDL, up/down
+# consistency) run on an empty PostgreSQL database ------------------------------------------
+
+
+@pytest.fixture
+def alembic_config():
+    from itemctl.services.migrate import alembic_config as config
+
+    return config()
+
+
+@pytest.fixture
+def alembic_engine(make_database):
+    from itemctl.core.config import DatabaseTarget
+    from itemctl.core.db import create_db_engine
+
+    engine = create_db_engine(DatabaseTarget(make_database(migrated=False), "test"))
+    yield engine
+    engine.dispose()
