@@ -10,6 +10,8 @@ PgBouncer in transaction mode where a session-level lock would not.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -109,11 +111,26 @@ class MigrationResult:
 
 
 class _Guard:
-    """What the current run allows, read by the drop-table/drop-column implementations."""
+    """What the current run allows, read by the drop-table/drop-column implementations.
+
+    Outside ``destructive_policy`` everything is allowed (and recorded nowhere), so plain
+    Alembic use in the same process, such as a downgrade, is not affected.
+    """
 
     allow_destructive = True
     seen: list[str] = []
     installed = False
+
+
+@contextmanager
+def destructive_policy(*, allow: bool) -> Iterator[list[str]]:
+    """Refuse (or allow and record) drops of tables and columns for the block."""
+    _install_destructive_guard()
+    _Guard.allow_destructive, _Guard.seen = allow, []
+    try:
+        yield _Guard.seen
+    finally:
+        _Guard.allow_destructive, _Guard.seen = True, []
 
 
 def _install_destructive_guard() -> None:
@@ -172,20 +189,20 @@ def migrate(
     """Upgrade to ``revision`` in one transaction; retry a few times on lock timeouts."""
     from alembic import command
 
-    _install_destructive_guard()
     attempt = 0
     while True:
-        _Guard.allow_destructive = allow_destructive
-        _Guard.seen = []
         try:
-            with engine.connect() as connection, connection.begin():
+            with (
+                destructive_policy(allow=allow_destructive) as destructive,
+                engine.connect() as connection,
+                connection.begin(),
+            ):
                 _lock_and_limit(connection, lock_timeout)
                 before = _revision_in_transaction(connection)
                 command.upgrade(alembic_config(connection=connection), revision)
                 after = _revision_in_transaction(connection)
-            return MigrationResult(
-                before, after, _applied_between(before, after), list(_Guard.seen)
-            )
+                applied_drops = list(destructive)
+            return MigrationResult(before, after, _applied_between(before, after), applied_drops)
         except exc.DBAPIError as error:
             if not _is_lock_timeout(error):
                 raise
@@ -223,8 +240,6 @@ def migration_sql(url: str, revision: str = "head") -> str:
 def downgrade(engine: Engine, *, revision: str) -> MigrationResult:
     from alembic import command
 
-    _install_destructive_guard()
-    _Guard.allow_destructive = True
     with engine.connect() as connection, connection.begin():
         _lock_and_limit(connection, 5.0)
         before = _revision_in_transaction(connection)
