@@ -16,7 +16,9 @@ import typer
 
 from itemctl import __version__
 from itemctl.cli.db import app as db_app
+from itemctl.cli.items import app as items_app
 from itemctl.cli.runtime import State
+from itemctl.cli.tags import app as tags_app
 from itemctl.cli.users import app as users_app
 from itemctl.core.errors import ItemctlError, redact
 from itemctl.core.logging import is_verbose, set_verbosity
@@ -30,7 +32,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(items_app, name="items")
 app.add_typer(users_app, name="users")
+app.add_typer(tags_app, name="tags")
 app.add_typer(db_app, name="db")
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from itemctl.cli.output import confirm, echo_data
+from itemctl.cli.output import confirm, echo_data, must_ask
 from itemctl.cli.runtime import database_errors
 from itemctl.core.logging import notice
 
@@ -66,10 +66,12 @@ def downgrade_command(
     from itemctl.services import migrate
 
     state = ctx.obj
+    ask = must_ask(yes=yes, what="downgrade")
     with database_errors(state):
         engine = state.engine()
         target = migrate.resolve_downgrade_target(engine, revision)
-        confirm(f"Downgrade the schema to {target}? Data may be lost.", yes=yes, what="downgrade")
+        if ask:
+            confirm(f"Downgrade the schema to {target}? Data in dropped tables is lost.")
         result = migrate.downgrade(engine, revision=target)
     notice(f"downgraded {result.before} -> {result.after or 'base'}")
 

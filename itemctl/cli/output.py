@@ -58,6 +58,7 @@ def emit(
     *,
     columns: Sequence[str],
     id_field: str = "id",
+    csv_columns: Sequence[str] | None = None,
     title: str | None = None,
 ) -> None:
     """Print one record (a dict) or a list of records in the chosen format."""
@@ -79,9 +80,10 @@ def emit(
             out.write(f"{row[id_field]}\n")
     elif fmt is OutputFormat.csv:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
+        csv_columns = csv_columns or columns
+        writer.writerow(csv_columns)
         for row in rows:
-            writer.writerow([_cell(row.get(c), list_separator=";") for c in columns])
+            writer.writerow([_cell(row.get(c), list_separator=";") for c in csv_columns])
     elif fmt is OutputFormat.table:
         _table(list(rows), columns, title)
     else:
@@ -124,13 +126,24 @@ def echo_data(text: str) -> None:
     sys.stdout.flush()
 
 
-def confirm(question: str, *, yes: bool, what: str) -> None:
-    """Ask on a terminal; without one, ``--yes`` is required (exit 2, nothing changed)."""
+def must_ask(*, yes: bool, what: str) -> bool:
+    """Whether to ask before a destructive change. Call it before touching the database.
+
+    With ``--yes``: no. On a terminal: yes. Otherwise the change is refused (exit 2), so a
+    script that forgot ``--yes`` changes nothing.
+    """
     from itemctl.core.errors import UsageError
 
     if yes:
-        return
+        return False
     if not sys.stdin.isatty():
         raise UsageError(f"refusing to {what} without --yes: stdin is not a terminal; nothing changed")
+    return True
+
+
+def confirm(question: str) -> None:
+    """Ask on the terminal; anything but yes changes nothing (exit 2)."""
+    from itemctl.core.errors import UsageError
+
     if not typer.confirm(question, default=False, err=True):
         raise UsageError("not confirmed; nothing changed")

@@ -2,18 +2,56 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
 
-from itemctl.cli.output import OutputOption, emit
+from itemctl.cli.output import OutputOption, confirm, emit, must_ask
 from itemctl.cli.runtime import command_session
+from itemctl.core.logging import notice
 
 app = typer.Typer(help="Manage users.", no_args_is_help=True)
 
 USER_COLUMNS = ("id", "username", "email", "is_admin", "created_at", "item_count")
+UsernameArgument = Annotated[str, typer.Argument(metavar="USERNAME", help="Letters, digits and . _ @ -")]
+
+
+def _emit_users(records, output) -> None:
+    emit(records, output, columns=USER_COLUMNS, id_field="username")
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    admins: Annotated[bool, typer.Option("--admins", help="Only admins.")] = False,
+    output: OutputOption = None,
+) -> None:
+    """List users with how many items each owns.
+
+    Example: itemctl users list --admins -o id
+    """
+    from itemctl.services import users
+
+    with command_session(ctx.obj) as (session, _actor):
+        records = users.list_users(session=session, admins_only=admins)
+    _emit_users([u.model_dump(mode="json") for u in records], output)
+
+
+@app.command("get")
+def get_command(ctx: typer.Context, username: UsernameArgument, output: OutputOption = None) -> None:
+    """Show one user.
+
+    Example: itemctl users get alice -o json
+    """
+    from itemctl.services import users
+
+    with command_session(ctx.obj) as (session, _actor):
+        user = users.public_user(session=session, user=users.get_user(session=session, username=username))
+    _emit_users(user.model_dump(mode="json"), output)
 
 
 @app.command("whoami")
-def whoami(ctx: typer.Context, output: OutputOption = None) -> None:
+def whoami_command(ctx: typer.Context, output: OutputOption = None) -> None:
     """Show the user itemctl acts as (created on first use).
 
     Example: itemctl --as alice users whoami -o json
@@ -22,4 +60,72 @@ def whoami(ctx: typer.Context, output: OutputOption = None) -> None:
 
     with command_session(ctx.obj) as (session, actor):
         record = users.public_user(session=session, user=actor)
-    emit(record.model_dump(mode="json"), output, columns=USER_COLUMNS, id_field="username")
+    _emit_users(record.model_dump(mode="json"), output)
+
+
+@app.command("create")
+def create_command(
+    ctx: typer.Context,
+    username: UsernameArgument,
+    email: Annotated[Optional[str], typer.Option("--email", help="Email address (unique).")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    output: OutputOption = None,
+) -> None:
+    """Create a user (admins only; while there is no admin, anyone may create one).
+
+    Example: itemctl --as root users create alice --email alice@example.com
+    """
+    from itemctl.models import UserCreate
+    from itemctl.services import users
+    from itemctl.services.common import validated
+
+    user_in = validated(UserCreate, {"username": username, "email": email, "is_admin": admin})
+    with command_session(ctx.obj) as (session, actor):
+        user = users.create_user(session=session, actor=actor, user_in=user_in)
+    _emit_users(user.model_dump(mode="json"), output)
+
+
+@app.command("update")
+def update_command(
+    ctx: typer.Context,
+    username: UsernameArgument,
+    email: Annotated[Optional[str], typer.Option("--email", help='New email ("" clears it).')] = None,
+    admin: Annotated[
+        Optional[bool], typer.Option("--admin/--no-admin", help="Grant or revoke admin.", show_default=False)
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Change a user's email or admin rights (admins only; the last admin stays one).
+
+    Example: itemctl --as root users update alice --admin
+    """
+    from itemctl.models import UserUpdate
+    from itemctl.services import users
+    from itemctl.services.common import validated
+
+    changes = {k: v for k, v in (("email", email), ("is_admin", admin)) if v is not None}
+    user_in = validated(UserUpdate, changes)
+    with command_session(ctx.obj) as (session, actor):
+        user = users.update_user(session=session, actor=actor, username=username, user_in=user_in)
+    _emit_users(user.model_dump(mode="json"), output)
+
+
+@app.command("delete")
+def delete_command(
+    ctx: typer.Context,
+    username: UsernameArgument,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (required without a terminal).")] = False,
+) -> None:
+    """Delete a user and every item they own (admins only).
+
+    Example: itemctl --as root users delete bob --yes
+    """
+    from itemctl.services import users
+
+    ask = must_ask(yes=yes, what="delete")
+    with command_session(ctx.obj) as (session, actor):
+        if ask:
+            user = users.user_to_delete(session=session, actor=actor, username=username)
+            confirm(f"Delete user {user.username!r} and the {user.item_count} item(s) they own?")
+        gone = users.delete_user(session=session, actor=actor, username=username)
+    notice(f"deleted user {gone.username!r} and {gone.item_count} item(s)")

@@ -24,12 +24,19 @@ def _empty_is_none(value):
     return None if value == "" else value
 
 
+def _no_nul(value):
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 class ItemBase(SQLModel):
     title: str = Field(min_length=1, max_length=TITLE_MAX)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
 
     _trim_title = field_validator("title", mode="before")(_trimmed)
     _empty_description = field_validator("description", mode="before")(_empty_is_none)
+    _no_nul = field_validator("title", "description")(_no_nul)
 
 
 class ItemCreate(ItemBase):
@@ -46,6 +53,8 @@ class ItemUpdate(SQLModel):
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
 
     _trim_title = field_validator("title", mode="before")(_trimmed)
+    _empty_description = field_validator("description", mode="before")(_empty_is_none)
+    _no_nul = field_validator("title", "description")(_no_nul)
 
 
 class Item(ItemBase, table=True):

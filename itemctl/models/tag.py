@@ -23,6 +23,8 @@ class TagBase(SQLModel):
             value = value.strip()
             if "," in value or ";" in value:
                 raise ValueError("must not contain ',' or ';'")
+            if "\x00" in value:
+                raise ValueError("must not contain NUL characters")
         return value
 
 

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import exc
+from sqlmodel import Session
 
 from itemctl.core.errors import ConflictError, InvalidInput
 
@@ -33,9 +34,13 @@ def validated(model: type[M], data: dict) -> M:
 
 
 @contextmanager
-def conflict_on_duplicate(message: str, hint: str | None = None) -> Iterator[None]:
-    """Turn a unique violation inside the block into ConflictError (exit 4)."""
+def conflict_on_duplicate(session: Session, message: str, hint: str | None = None) -> Iterator[None]:
+    """Turn a unique violation inside the block into ConflictError (exit 4).
+
+    The block runs in a savepoint, so the session stays usable after the conflict.
+    """
     try:
-        yield
+        with session.begin_nested():
+            yield
     except exc.IntegrityError as error:
         raise ConflictError(message, hint=hint) from error

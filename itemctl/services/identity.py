@@ -11,6 +11,15 @@ from itemctl.models import User, UserCreate
 from itemctl.services.common import validated
 
 
+# session.info key: the id of an actor this transaction created on first use.
+ACTOR_CREATED = "itemctl.actor_created"
+
+
+def created_in_this_command(session: Session, user: User) -> bool:
+    """True when ``user`` is an actor that this very command created on first use."""
+    return session.info.get(ACTOR_CREATED) == user.id
+
+
 def resolve_actor(
     *, session: Session, username: str | None, email: str | None, environment: str
 ) -> User:
@@ -35,6 +44,7 @@ def resolve_actor(
         with session.begin_nested():
             actor = User.model_validate(user_in)
             session.add(actor)
+        session.info[ACTOR_CREATED] = actor.id
     except exc.IntegrityError:
         actor = _by_username(session, username)
         if actor is None:
@@ -46,3 +56,24 @@ def resolve_actor(
 
 def _by_username(session: Session, username: str) -> User | None:
     return session.exec(select(User).where(User.username == username)).first()
+
+
+# -- what the actor may do (contract section 3) ------------------------------------------
+
+
+def require_admin(actor: User, action: str) -> None:
+    """Raise PermissionDenied (exit 5) unless the actor is an admin."""
+    if not actor.is_admin:
+        raise PermissionDenied(f"only an admin may {action} (you are {actor.username!r}, not an admin)")
+
+
+def require_owner_or_admin(actor: User, owner_id, action: str) -> None:
+    """Users act on their own items; admins on anyone's."""
+    if owner_id != actor.id and not actor.is_admin:
+        raise PermissionDenied(
+            f"only the owner or an admin may {action} (you are {actor.username!r}, not an admin)"
+        )
+
+
+def admin_exists(session: Session) -> bool:
+    return session.exec(select(User.id).where(User.is_admin).limit(1)).first() is not None

@@ -10,7 +10,7 @@ from tests.conftest import run_process
 def test_help_lists_every_group(run):
     result = run("--help")
     assert result.exit_code == 0
-    for group in ("users", "db"):
+    for group in ("items", "users", "tags", "db"):
         assert f"  {group} " in result.stdout
 
 
@@ -36,7 +36,7 @@ def test_help_and_version_do_not_import_the_database_stack():
     code = (
         "import sys\n"
         "from itemctl.cli import main\n"
-        "for argv in (['--version'], ['--help'], ['users', '--help'], ['db', 'migrate', '--help']):\n"
+        "for argv in (['--version'], ['--help'], ['items', '--help'], ['items', 'list', '--help'], ['db', 'migrate', '--help']):\n"
         "    main(argv)\n"
         "heavy = {'sqlalchemy', 'sqlmodel', 'alembic', 'psycopg'} & set(sys.modules)\n"
         "print(sorted(heavy), file=sys.stderr)\n"
@@ -51,3 +51,28 @@ def test_help_and_version_do_not_import_the_database_stack():
 def test_a_real_process_exits_with_the_contract_code(tmp_path):
     result = run_process("--env", "production", "users", "whoami", cwd=tmp_path)
     assert result.exit_code == 7 and result.stderr.startswith("error: no database configured")
+
+
+def every_command():
+    from itemctl.cli import app
+    from typer.main import get_command
+
+    root = get_command(app)
+    for group_name, group in root.commands.items():
+        for name, command in group.commands.items():
+            yield f"{group_name} {name}", command
+
+
+def test_every_command_has_a_summary_and_an_example():
+    for name, command in every_command():
+        help_text = command.help or ""
+        assert help_text.strip().splitlines()[0], name
+        assert "Example: itemctl" in help_text, name
+
+
+def test_every_command_is_in_the_readme():
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name, _ in every_command() if f"itemctl {name}" not in readme]
+    assert missing == []

@@ -1,0 +1,239 @@
+"""``itemctl items``: list, get, create, update, tag, untag, delete and count items."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from itemctl.cli.output import OutputOption, confirm, echo_data, emit, must_ask
+from itemctl.cli.runtime import command_session
+from itemctl.core.logging import notice
+
+app = typer.Typer(help="Manage items.", no_args_is_help=True)
+
+
+class SortOrder(str, Enum):
+    newest = "newest"
+    oldest = "oldest"
+    title = "title"
+
+
+ITEM_COLUMNS = ("id", "title", "description", "owner", "tags", "created_at", "updated_at")
+ITEM_CSV_COLUMNS = ("title", "description", "owner", "tags")  # what `items import` reads
+
+# The list filters, shared by list, count and export.
+OwnerFilter = Annotated[Optional[str], typer.Option("--owner", metavar="USERNAME", help="Only items of this user.")]
+MineFilter = Annotated[bool, typer.Option("--mine", help="Only your own items.")]
+TagFilter = Annotated[
+    Optional[list[str]],
+    typer.Option("--tag", metavar="TAG", help="Only items with this tag; repeat for items with all of them."),
+]
+SearchFilter = Annotated[
+    Optional[str], typer.Option("--search", metavar="TEXT", help="Titles containing TEXT (any case, literally).")
+]
+AfterFilter = Annotated[
+    Optional[str], typer.Option("--created-after", metavar="ISO", help="Created after this date or timestamp (UTC unless given).")
+]
+BeforeFilter = Annotated[
+    Optional[str], typer.Option("--created-before", metavar="ISO", help="Created before this date or timestamp.")
+]
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Item UUID or a unique prefix of 8+ hex digits.")]
+
+
+def item_filters(owner, mine, tags, search, created_after, created_before):
+    """The services' ItemFilters from the shared options."""
+    from itemctl.core.errors import UsageError
+    from itemctl.services.items import ItemFilters, parse_timestamp
+
+    if owner and mine:
+        raise UsageError("--owner and --mine cannot be combined")
+    return ItemFilters(
+        owner=owner,
+        mine=mine,
+        tags=list(tags or []),
+        search=search,
+        created_after=parse_timestamp(created_after, "--created-after"),
+        created_before=parse_timestamp(created_before, "--created-before"),
+    )
+
+
+def _emit_items(records, output) -> None:
+    emit(records, output, columns=ITEM_COLUMNS, csv_columns=ITEM_CSV_COLUMNS)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    owner: OwnerFilter = None,
+    mine: MineFilter = False,
+    tag: TagFilter = None,
+    search: SearchFilter = None,
+    created_after: AfterFilter = None,
+    created_before: BeforeFilter = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Page size (at most 10,000).")] = 100,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many items.")] = 0,
+    after: Annotated[
+        Optional[str], typer.Option("--after", metavar="ID", help="Continue after this item (keyset pagination).")
+    ] = None,
+    sort: Annotated[SortOrder, typer.Option("--sort", help="Order, ties broken by id.")] = SortOrder.newest,
+    output: OutputOption = None,
+) -> None:
+    """List items, newest first, 100 at a time.
+
+    Example: itemctl items list --tag urgent --search report -o json
+    Next page: itemctl items list --after "$(itemctl items list -o id | tail -n 1)"
+    """
+    from itemctl.services import items
+
+    filters = item_filters(owner, mine, tag, search, created_after, created_before)
+    with command_session(ctx.obj) as (session, actor):
+        page = items.list_items(
+            session=session, actor=actor, filters=filters, limit=limit, offset=offset, after=after, sort=sort.value
+        )
+    _emit_items([item.model_dump(mode="json") for item in page], output)
+
+
+@app.command("count")
+def count_command(
+    ctx: typer.Context,
+    owner: OwnerFilter = None,
+    mine: MineFilter = False,
+    tag: TagFilter = None,
+    search: SearchFilter = None,
+    created_after: AfterFilter = None,
+    created_before: BeforeFilter = None,
+) -> None:
+    """Print how many items match the list filters, as a bare integer.
+
+    Example: itemctl items count --owner alice --tag urgent
+    """
+    from itemctl.services import items
+
+    filters = item_filters(owner, mine, tag, search, created_after, created_before)
+    with command_session(ctx.obj) as (session, actor):
+        total = items.count_items(session=session, actor=actor, filters=filters)
+    echo_data(str(total))
+
+
+@app.command("get")
+def get_command(ctx: typer.Context, item_id: IdArgument, output: OutputOption = None) -> None:
+    """Show one item.
+
+    Example: itemctl items get 3f2a9c1b -o json
+    """
+    from itemctl.services import items
+
+    with command_session(ctx.obj) as (session, _actor):
+        item = items.get_item(session=session, ref=item_id)
+    _emit_items(item.model_dump(mode="json"), output)
+
+
+@app.command("create")
+def create_command(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Argument(help="1-255 characters (trimmed).")],
+    description: Annotated[Optional[str], typer.Option("--description", help="Up to 1000 characters.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option("--tag", metavar="TAG", help="Tag it; repeatable.")] = None,
+    owner: Annotated[
+        Optional[str], typer.Option("--owner", metavar="USERNAME", help="Owner (admins only; default: you).")
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Create an item owned by you (or, as an admin, by --owner).
+
+    Example: itemctl --as alice items create "Quarterly report" --tag ops --tag urgent
+    """
+    from itemctl.models import ItemCreate
+    from itemctl.services import items
+    from itemctl.services.common import validated
+
+    item_in = validated(ItemCreate, {"title": title, "description": description, "tags": tag or []})
+    with command_session(ctx.obj) as (session, actor):
+        item = items.create_item(session=session, actor=actor, item_in=item_in, owner=owner)
+    _emit_items(item.model_dump(mode="json"), output)
+
+
+@app.command("update")
+def update_command(
+    ctx: typer.Context,
+    item_id: IdArgument,
+    title: Annotated[Optional[str], typer.Option("--title", help="New title.")] = None,
+    description: Annotated[
+        Optional[str], typer.Option("--description", help='New description ("" clears it).')
+    ] = None,
+    owner: Annotated[
+        Optional[str], typer.Option("--owner", metavar="USERNAME", help="Give the item to this user (admins).")
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Change an item's title, description or owner.
+
+    Example: itemctl items update 3f2a9c1b --title "Final report" --description ""
+    """
+    from itemctl.models import ItemUpdate
+    from itemctl.services import items
+    from itemctl.services.common import validated
+
+    changes = {k: v for k, v in (("title", title), ("description", description)) if v is not None}
+    item_in = validated(ItemUpdate, changes)
+    with command_session(ctx.obj) as (session, actor):
+        item = items.update_item(session=session, actor=actor, ref=item_id, item_in=item_in, owner=owner)
+    _emit_items(item.model_dump(mode="json"), output)
+
+
+@app.command("tag")
+def tag_command(
+    ctx: typer.Context,
+    item_id: IdArgument,
+    tags: Annotated[list[str], typer.Argument(metavar="TAG...", help="Tags to add (created if new).")],
+) -> None:
+    """Add tags to an item.
+
+    Example: itemctl items tag 3f2a9c1b urgent ops
+    """
+    from itemctl.services import items
+
+    with command_session(ctx.obj) as (session, actor):
+        item = items.tag_item(session=session, actor=actor, ref=item_id, names=tags)
+    notice(f"item {item.id} tags: {', '.join(item.tags) or '(none)'}")
+
+
+@app.command("untag")
+def untag_command(
+    ctx: typer.Context,
+    item_id: IdArgument,
+    tags: Annotated[list[str], typer.Argument(metavar="TAG...", help="Tags to remove (the tags stay).")],
+) -> None:
+    """Remove tags from an item.
+
+    Example: itemctl items untag 3f2a9c1b urgent
+    """
+    from itemctl.services import items
+
+    with command_session(ctx.obj) as (session, actor):
+        item = items.untag_item(session=session, actor=actor, ref=item_id, names=tags)
+    notice(f"item {item.id} tags: {', '.join(item.tags) or '(none)'}")
+
+
+@app.command("delete")
+def delete_command(
+    ctx: typer.Context,
+    item_ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Items to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (required without a terminal).")] = False,
+) -> None:
+    """Delete items (their tags stay). All or nothing.
+
+    Example: itemctl items delete 3f2a9c1b 77d0e4aa --yes
+    """
+    from itemctl.services import items
+
+    ask = must_ask(yes=yes, what="delete")
+    with command_session(ctx.obj) as (session, actor):
+        if ask:
+            targets = items.items_to_delete(session=session, actor=actor, refs=item_ids)
+            listing = "\n".join(f"  {t.id}  {t.title}  ({t.owner})" for t in targets)
+            confirm(f"Delete {len(targets)} item(s)?\n{listing}\n")
+        gone = items.delete_items(session=session, actor=actor, refs=item_ids)
+    notice(f"deleted {len(gone)} item(s)")

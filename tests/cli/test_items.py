@@ -1,0 +1,213 @@
+"""``itemctl items`` as a user sees it: exit codes, output formats, rows left behind."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+ANSI = re.compile(r"\x1b\[")
+
+
+def rows(url: str, sql: str):
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def alice(itemctl):
+    def run(*args, **kw):
+        return itemctl("--as", "alice", *args, **kw)
+
+    return run
+
+
+@pytest.fixture
+def report(alice) -> dict:
+    created = alice("items", "create", "Report", "--tag", "urgent", "--tag", "Ops", "-o", "json")
+    assert created.exit_code == 0, created
+    return created.json()
+
+
+def test_create_and_get_by_prefix(alice, report):
+    assert (report["owner"], report["tags"], report["title"]) == ("alice", ["Ops", "urgent"], "Report")
+    assert set(report) == {"id", "title", "description", "owner", "tags", "created_at", "updated_at"}
+    assert report["created_at"].endswith("Z")
+    got = alice("items", "get", report["id"][:8], "-o", "json")
+    assert got.exit_code == 0 and got.json() == report
+
+
+def test_create_twice_is_a_conflict(alice, report):
+    again = alice("items", "create", "Report")
+    assert again.exit_code == 4 and again.stderr.startswith("error:") and "Report" in again.stderr
+
+
+def test_invalid_title_exits_6_and_writes_nothing(alice, pg_url):
+    result = alice("items", "create", "x" * 256)
+    assert result.exit_code == 6 and "title" in result.stderr
+    assert rows(pg_url, "SELECT count(*) FROM item") == [(0,)]
+    assert rows(pg_url, 'SELECT count(*) FROM "user"') == [(0,)]
+
+
+def test_get_unknown_id_exits_3(alice):
+    assert alice("items", "get", "6f1e3a0c-0000-4000-8000-000000000000").exit_code == 3
+    assert alice("items", "get", "not-an-id").exit_code == 6
+
+
+def test_another_user_cannot_touch_the_item(itemctl, report):
+    ref = report["id"]
+    for args in (["update", ref, "--title", "Mine"], ["tag", ref, "x"], ["untag", ref, "Ops"], ["delete", ref, "--yes"]):
+        result = itemctl("--as", "bob", "items", *args)
+        assert result.exit_code == 5, (args, result)
+        assert "admin" in result.stderr
+    assert itemctl("--as", "alice", "items", "get", ref, "-o", "json").json() == report
+
+
+def test_update_tag_untag(alice, report):
+    ref = report["id"][:8]
+    updated = alice("items", "update", ref, "--title", "Final", "--description", "done", "-o", "json").json()
+    assert (updated["title"], updated["description"]) == ("Final", "done")
+    assert updated["updated_at"] >= report["updated_at"]
+    assert alice("items", "tag", ref, "new", "URGENT").exit_code == 0
+    assert alice("items", "untag", ref, "ops").exit_code == 0
+    assert alice("items", "get", ref, "-o", "json").json()["tags"] == ["new", "urgent"]
+    cleared = alice("items", "update", ref, "--description", "", "-o", "json").json()
+    assert cleared["description"] is None
+    assert alice("items", "untag", ref, "never-seen").exit_code == 3
+
+
+def test_delete_without_yes_and_without_a_terminal_deletes_nothing(alice, report, pg_url):
+    refused = alice("items", "delete", report["id"])
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    assert rows(pg_url, "SELECT count(*) FROM item") == [(1,)]
+    deleted = alice("items", "delete", report["id"], "--yes")
+    assert deleted.exit_code == 0 and "deleted 1 item" in deleted.stderr
+    assert rows(pg_url, "SELECT count(*) FROM item") == [(0,)]
+    assert rows(pg_url, "SELECT name FROM tag ORDER BY name") == [("Ops",), ("urgent",)]
+
+
+def test_output_formats(alice, report):
+    long_title = "T" * 255
+    alice("items", "create", long_title, "--description", "line one\nline\ttwo " + "d" * 900, "--tag", "ops")
+    plain = alice("items", "list")
+    assert plain.exit_code == 0 and not ANSI.search(plain.stdout)
+    lines = plain.stdout.splitlines()
+    assert lines[0].split("\t") == ["id", "title", "description", "owner", "tags", "created_at", "updated_at"]
+    assert len(lines) == 3 and long_title in plain.stdout and "line one\\nline\\ttwo" in plain.stdout
+
+    listed = alice("items", "list", "-o", "json").json()
+    assert [i["title"] for i in listed] == [long_title, "Report"]
+    nd = [json.loads(line) for line in alice("items", "list", "-o", "ndjson").stdout.splitlines()]
+    assert nd == listed
+    ids = alice("items", "list", "-o", "id").stdout.split()
+    assert ids == [i["id"] for i in listed]
+    table = list(csv.DictReader(io.StringIO(alice("items", "list", "-o", "csv").stdout)))
+    assert list(table[0]) == ["title", "description", "owner", "tags"]
+    assert table[1] == {"title": "Report", "description": "", "owner": "alice", "tags": "Ops;urgent"}
+    assert table[0]["description"].startswith("line one\nline\ttwo")
+    single = alice("items", "get", report["id"], "-o", "ndjson")
+    assert json.loads(single.stdout) == report
+
+
+def test_count_prints_a_bare_integer(alice, report):
+    alice("items", "create", "Other")
+    assert alice("items", "count").stdout == "2\n"
+    assert alice("items", "count", "--tag", "ops").stdout == "1\n"
+    assert alice("items", "count", "--owner", "nobody").exit_code == 3
+
+
+def test_list_filters_and_keyset_pagination(alice, report):
+    for n in range(5):
+        alice("items", "create", f"page {n}")
+    first = alice("items", "list", "--limit", "3", "-o", "id").stdout.split()
+    rest = alice("items", "list", "--after", first[-1], "-o", "id").stdout.split()
+    everything = alice("items", "list", "-o", "id").stdout.split()
+    assert first + rest == everything and len(everything) == 6
+    assert alice("items", "list", "--search", "PAGE", "--sort", "title", "-o", "id").stdout.split() != []
+    assert alice("items", "list", "--limit", "0").exit_code == 2
+    assert alice("items", "list", "--limit", "10001").exit_code == 2
+    assert alice("items", "list", "--owner", "alice", "--mine").exit_code == 2
+    assert alice("items", "list", "--created-after", "yesterday").exit_code == 6
+    assert alice("items", "list", "--sort", "size").exit_code == 2
+
+
+def test_list_issues_the_same_number_of_statements_for_1_and_300_rows(alice, pg_url):
+    from sqlalchemy import Engine, event
+
+    from itemctl.core.config import DatabaseTarget
+    from itemctl.core.db import create_db_engine, session_scope
+    from itemctl.models import ItemCreate
+    from itemctl.services import items
+    from itemctl.services.identity import resolve_actor
+
+    engine = create_db_engine(DatabaseTarget(pg_url, "test"))
+    with session_scope(engine) as session:
+        actor = resolve_actor(session=session, username="alice", email=None, environment="test")
+        for n in range(300):
+            items.create_item(session=session, actor=actor, item_in=ItemCreate(title=f"item {n}", tags=["a", "b"]))
+    engine.dispose()
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        counts = {}
+        for limit in ("1", "300"):
+            statements.clear()
+            result = alice("items", "list", "--limit", limit, "-o", "json")
+            assert len(result.json()) == int(limit)
+            assert all(len(i["tags"]) == 2 for i in result.json())
+            counts[limit] = len(statements)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert counts["1"] == counts["300"], counts
+    assert counts["300"] <= 6, statements
+
+
+def test_deleting_through_the_commands_keeps_the_right_things(itemctl, pg_url):
+    root = lambda *a: itemctl("--as", "root", *a)  # noqa: E731
+    assert root("users", "create", "root", "--admin").exit_code == 0
+    assert root("users", "create", "alice").exit_code == 0
+    a1 = root("items", "create", "a1", "--owner", "alice", "--tag", "ops", "-o", "json").json()
+    root("items", "create", "a2", "--owner", "alice", "--tag", "ops", "--tag", "x")
+    root("items", "create", "r1", "--tag", "ops")
+
+    assert root("items", "delete", a1["id"], "--yes").exit_code == 0
+    assert rows(pg_url, "SELECT count(*) FROM tag") == [(2,)]
+
+    assert root("tags", "delete", "x", "--yes").exit_code == 0
+    assert rows(pg_url, "SELECT title FROM item ORDER BY title") == [("a2",), ("r1",)]
+
+    gone = root("users", "delete", "alice", "--yes")
+    assert gone.exit_code == 0 and "1 item" in gone.stderr
+    assert rows(pg_url, "SELECT title FROM item") == [("r1",)]
+    assert rows(pg_url, "SELECT count(*) FROM item_tag") == [(1,)]
+    assert rows(pg_url, "SELECT name FROM tag") == [("ops",)]
+
+
+# Titles and descriptions a user could type: anything but surrogates and NUL, and a title
+# is stored trimmed, so the generated ones carry no outer white space.
+TEXT = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+titles = st.text(TEXT, min_size=1, max_size=255).filter(lambda t: t.strip() == t and t)
+descriptions = st.text(TEXT, max_size=1000).filter(bool)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=titles, description=descriptions)
+@example(title='He said "hi", then \'bye\'', description="a,b;c\nnext line\ttab \\ back")
+@example(title="Zürich — 東京 ✓ 🙂", description="\r\n\u00a0non-breaking and ümlauts")
+def test_any_accepted_title_and_description_round_trip(alice, title, description):
+    created = alice("items", "create", title, "--description", description, "-o", "json")
+    assert created.exit_code == 0, created
+    got = alice("items", "get", created.json()["id"], "-o", "json").json()
+    assert (got["title"], got["description"]) == (title, description)
+    alice("items", "delete", got["id"], "--yes")
