@@ -175,7 +175,7 @@ def run(isolated, capsys, monkeypatch):
 
     def call(*args: str, input: str = "") -> Result:
         capsys.readouterr()
-        monkeypatch.setattr(sys, "stdin", io.StringIO(input))
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(input.encode()), encoding="utf-8"))
         code = main([str(a) for a in args])
         out, err = capsys.readouterr()
         return Result(code, out, err)

@@ -79,7 +79,7 @@ def emit(
         for row in rows:
             out.write(f"{row[id_field]}\n")
     elif fmt is OutputFormat.csv:
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out)  # CRLF, as RFC 4180: so a lone \r in a value is quoted too
         csv_columns = csv_columns or columns
         writer.writerow(csv_columns)
         for row in rows:

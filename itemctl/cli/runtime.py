@@ -78,8 +78,13 @@ def database_errors(state: State) -> Iterator[None]:
 
 
 @contextmanager
-def command_session(state: State, *, actor: bool = True) -> Iterator[tuple[Session, User | None]]:
-    """Open the command's transaction, check the schema and resolve the actor."""
+def command_session(
+    state: State, *, actor: bool = True, rollback: bool = False
+) -> Iterator[tuple[Session, User | None]]:
+    """Open the command's transaction, check the schema and resolve the actor.
+
+    With ``rollback`` (a dry run) the transaction is rolled back even on success.
+    """
     from itemctl.core.db import session_scope
     from itemctl.services import migrate
     from itemctl.services.identity import resolve_actor
@@ -89,7 +94,7 @@ def command_session(state: State, *, actor: bool = True) -> Iterator[tuple[Sessi
         engine = state.engine()
         if config.database.embedded:
             _migrate_embedded(engine)
-        with session_scope(engine) as session:
+        with session_scope(engine, rollback=rollback) as session:
             migrate.require_head(session.connection())
             user = None
             if actor:

@@ -94,12 +94,18 @@ def unreachable_error(error: exc.DBAPIError, target: DatabaseTarget) -> Database
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction for the whole command: commit on success, roll back otherwise."""
+def session_scope(engine: Engine, *, rollback: bool = False) -> Iterator[Session]:
+    """One transaction for the whole command: commit on success, roll back otherwise.
+
+    ``rollback`` rolls back even on success (dry runs).
+    """
     session = Session(engine, expire_on_commit=False)
     try:
         yield session
-        session.commit()
+        if rollback:
+            session.rollback()
+        else:
+            session.commit()
     except KeyboardInterrupt:
         session.rollback()
         raise Interrupted("interrupted; nothing was changed") from None

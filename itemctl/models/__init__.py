@@ -6,7 +6,7 @@
 SCHEMA_HEAD = "0001"
 
 from itemctl.models.base import NAMING_CONVENTION, UTCDateTime
-from itemctl.models.item import Item, ItemCreate, ItemPublic, ItemTag, ItemUpdate
+from itemctl.models.item import Item, ItemCreate, ItemImportRow, ItemPublic, ItemTag, ItemUpdate
 from itemctl.models.tag import Tag, TagCreate, TagPublic
 from itemctl.models.user import User, UserCreate, UserPublic, UserUpdate
 
@@ -16,6 +16,7 @@ __all__ = [
     "UTCDateTime",
     "Item",
     "ItemCreate",
+    "ItemImportRow",
     "ItemPublic",
     "ItemTag",
     "ItemUpdate",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import field_validator
+from pydantic import ConfigDict, field_validator
 from sqlalchemy import Column, ForeignKey, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from itemctl.models.base import UTCDateTime, new_id, utcnow
-from itemctl.models.tag import TagBase
+from itemctl.models.tag import clean_tag_names
+from itemctl.models.user import check_username
 
 TITLE_MAX = 255
 DESCRIPTION_MAX = 1000
@@ -42,10 +43,37 @@ class ItemBase(SQLModel):
 class ItemCreate(ItemBase):
     tags: list[str] = []
 
-    @field_validator("tags")
+    _valid_tags = field_validator("tags")(clean_tag_names)
+
+
+class ItemImportRow(ItemBase):
+    """One record of an import file: unknown fields are errors, tags a list or "a;b"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    owner: str | None = None
+    tags: list[str] = []
+
+    @field_validator("tags", mode="before")
     @classmethod
-    def _valid_tags(cls, names: list[str]) -> list[str]:
-        return [TagBase(name=name).name for name in names]
+    def _split_tags(cls, value):
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [part for part in value.split(";") if part.strip()]
+        return value
+
+    _valid_tags = field_validator("tags")(clean_tag_names)
+
+    @field_validator("owner", mode="before")
+    @classmethod
+    def _owner(cls, value):
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            check_username(value)
+        return value
 
 
 class ItemUpdate(SQLModel):

@@ -13,19 +13,41 @@ from itemctl.models.base import new_id
 TAG_NAME_MAX = 64
 
 
-class TagBase(SQLModel):
-    name: str = Field(min_length=1, max_length=TAG_NAME_MAX)
+def clean_tag_name(value: str) -> str:
+    """A tag name trimmed and checked: 1-64 characters, no ``,`` or ``;`` (the rules, once)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("a tag name must not be empty")
+    if len(value) > TAG_NAME_MAX:
+        raise ValueError(f"tag {value[:20]!r}... is longer than {TAG_NAME_MAX} characters")
+    if "," in value or ";" in value:
+        raise ValueError(f"tag {value!r} must not contain ',' or ';'")
+    if "\x00" in value:
+        raise ValueError("a tag name must not contain NUL characters")
+    return value
 
-    @field_validator("name", mode="before")
+
+def clean_tag_names(values: list[str]) -> list[str]:
+    """Each name cleaned; repeats (in any case) dropped, the first spelling kept."""
+    seen: set[str] = set()
+    names = []
+    for value in values:
+        if not isinstance(value, str):
+            raise ValueError("tags must be strings")
+        name = clean_tag_name(value)
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            names.append(name)
+    return names
+
+
+class TagBase(SQLModel):
+    name: str
+
+    @field_validator("name")
     @classmethod
-    def _trim_and_check(cls, value):
-        if isinstance(value, str):
-            value = value.strip()
-            if "," in value or ";" in value:
-                raise ValueError("must not contain ',' or ';'")
-            if "\x00" in value:
-                raise ValueError("must not contain NUL characters")
-        return value
+    def _clean(cls, value: str) -> str:
+        return clean_tag_name(value)
 
 
 class TagCreate(TagBase):

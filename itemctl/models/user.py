@@ -13,6 +13,16 @@ from sqlmodel import Field, SQLModel
 from itemctl.models.base import UTCDateTime, new_id, utcnow
 
 USERNAME_CHARACTERS = re.compile(r"[A-Za-z0-9._@-]+")
+USERNAME_MAX = 255
+
+
+def check_username(value: str) -> str:
+    """1-255 characters of letters, digits and ``. _ @ -`` (the rule, once)."""
+    if len(value) > USERNAME_MAX:
+        raise ValueError(f"must be at most {USERNAME_MAX} characters")
+    if not USERNAME_CHARACTERS.fullmatch(value):
+        raise ValueError("may contain only letters, digits and . _ @ -")
+    return value
 
 
 class UserBase(SQLModel):
@@ -20,12 +30,7 @@ class UserBase(SQLModel):
     email: EmailStr | None = Field(default=None, max_length=255, unique=True)
     is_admin: bool = False
 
-    @field_validator("username")
-    @classmethod
-    def _username_characters(cls, value: str) -> str:
-        if not USERNAME_CHARACTERS.fullmatch(value):
-            raise ValueError("may contain only letters, digits and . _ @ -")
-        return value
+    _username = field_validator("username")(check_username)
 
     @field_validator("email", mode="before")
     @classmethod

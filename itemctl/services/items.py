@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
-from sqlalchemy import and_, delete, exists, func, or_, tuple_
+from sqlalchemy import and_, delete, exists, func, literal, literal_column, or_, text, tuple_
 from sqlmodel import Session, select
 
 from itemctl.core.errors import InvalidInput, NotFoundError, UsageError
@@ -130,7 +130,7 @@ def _filtered(statement, session: Session, actor: User, filters: ItemFilters):
             exists()
             .where(ItemTag.item_id == Item.id)
             .where(ItemTag.tag_id == Tag.id)
-            .where(func.lower(Tag.name) == name.strip().lower())
+            .where(func.lower(Tag.name) == func.lower(literal(name.strip())))
         )
     if filters.search:
         statement = statement.where(Item.title.icontains(filters.search, autoescape=True))
@@ -181,6 +181,37 @@ def list_items(
     rows = session.exec(statement).all()
     tags = _tag_names(session, [item.id for item, _ in rows])
     return [_public(item, owner, tags.get(item.id, [])) for item, owner in rows]
+
+
+def export_statement(*, session: Session, actor: User, filters: ItemFilters, tags_as_list: bool):
+    """title, description, owner and tags of the matching items, oldest first.
+
+    On PostgreSQL the tags come aggregated and sorted by the server (a ``;``-joined string,
+    or an array with ``tags_as_list``); on SQLite as a ``;``-joined string in any order.
+    """
+    names = (
+        select(Tag.name)
+        .join(ItemTag, ItemTag.tag_id == Tag.id)
+        .where(ItemTag.item_id == Item.id)
+        .correlate(Item)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+        if tags_as_list:
+            aggregate = func.array_agg(aggregate_order_by(Tag.name, func.lower(Tag.name), Tag.name))
+            tags = func.coalesce(names.with_only_columns(aggregate).scalar_subquery(), text("'{}'::text[]"))
+        else:
+            separator = aggregate_order_by(literal_column("';'"), func.lower(Tag.name), Tag.name)
+            tags = names.with_only_columns(func.string_agg(Tag.name, separator)).scalar_subquery()
+    else:
+        tags = names.with_only_columns(func.group_concat(Tag.name, ";")).scalar_subquery()
+    statement = (
+        select(Item.title, Item.description, User.username.label("owner"), tags.label("tags"))
+        .join(User, User.id == Item.owner_id)
+        .order_by(Item.created_at, Item.id)
+    )
+    return _filtered(statement, session, actor, filters)
 
 
 def count_items(*, session: Session, actor: User, filters: ItemFilters) -> int:

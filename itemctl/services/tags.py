@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, literal
 from sqlmodel import Session, select
 
 from itemctl.core.errors import ConflictError, NotFoundError
@@ -12,7 +12,9 @@ from itemctl.services.identity import require_admin
 
 
 def _by_name(session: Session, name: str) -> Tag | None:
-    return session.exec(select(Tag).where(func.lower(Tag.name) == name.strip().lower())).first()
+    # Both sides lowered by the database, as its unique index on lower(name) is: SQLite's
+    # lower() folds ASCII only, PostgreSQL's follows the database's locale.
+    return session.exec(select(Tag).where(func.lower(Tag.name) == func.lower(literal(name.strip())))).first()
 
 
 def get_tag(*, session: Session, name: str) -> Tag:
@@ -92,5 +94,5 @@ def tag_to_delete(*, session: Session, actor: User, name: str) -> TagPublic:
 def delete_tag(*, session: Session, actor: User, name: str) -> TagPublic:
     """Admins only. The tag's links go with it; the items stay."""
     gone = tag_to_delete(session=session, actor=actor, name=name)
-    session.execute(delete(Tag).where(func.lower(Tag.name) == gone.name.lower()))
+    session.execute(delete(Tag).where(Tag.name == gone.name))
     return gone

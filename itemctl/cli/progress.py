@@ -1,0 +1,44 @@
+"""The import progress bar: Rich on stderr, only when stderr is a terminal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from itemctl.core.logging import is_quiet
+
+
+@contextmanager
+def import_progress(
+    *, enabled: bool, stream: IO[bytes], total_bytes: int | None
+) -> Iterator[Callable[[int], None] | None]:
+    """Yield a callback taking the number of rows read, or None when nothing is drawn.
+
+    For a file, the bar shows the share of its bytes read; for stdin only rows and rows/s.
+    """
+    if not enabled or is_quiet() or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from itemctl.cli.output import stderr_console
+
+    columns = [TextColumn("importing"), BarColumn(), TaskProgressColumn()] if total_bytes else [TextColumn("importing")]
+    columns += [TextColumn("{task.fields[rows]:,} rows, {task.fields[rate]:,.0f} rows/s"), TimeElapsedColumn()]
+    with Progress(*columns, console=stderr_console(), transient=True) as progress:
+        task = progress.add_task("import", total=total_bytes, rows=0, rate=0.0)
+
+        def update(rows: int) -> None:
+            elapsed = progress.tasks[0].elapsed or 0
+            position = stream.tell() if total_bytes else None
+            progress.update(task, completed=position, rows=rows, rate=rows / elapsed if elapsed else 0.0)
+
+        yield update

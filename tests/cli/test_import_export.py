@@ -1,0 +1,201 @@
+"""``itemctl items import`` and ``items export`` on PostgreSQL, as scripts use them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import psycopg
+import pytest
+
+from tests.conftest import run_process
+
+
+def query(url: str, sql: str):
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def write_csv(path, rows, header=("title", "description", "owner", "tags")):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([row.get(h, "") for h in header])
+    return str(path)
+
+
+def generated(n: int) -> list[dict]:
+    return [{"title": f"item {i}", "description": f"d{i}", "tags": ";".join(f"t{(i + k) % 7}" for k in range(i % 3))} for i in range(n)]
+
+
+def signature(url: str):
+    return query(
+        url,
+        """SELECT u.username, i.title, i.description,
+                  (SELECT string_agg(t.name, ';' ORDER BY t.name) FROM item_tag it JOIN tag t ON t.id = it.tag_id
+                   WHERE it.item_id = i.id)
+           FROM item i JOIN "user" u ON u.id = i.owner_id ORDER BY 1, 2""",
+    )
+
+
+@pytest.fixture
+def alice(itemctl):
+    return lambda *a, **kw: itemctl("--as", "alice", *a, **kw)
+
+
+def test_a_5000_row_file_and_its_modes(alice, pg_url, tmp_path):
+    rows = generated(5000)
+    path = write_csv(tmp_path / "items.csv", rows)
+    first = alice("items", "import", path, "-o", "json")
+    assert first.exit_code == 0, first
+    assert first.json() == {"read": 5000, "inserted": 5000, "updated": 0, "skipped": 0, "rejected": 0}
+    assert query(pg_url, "SELECT count(*) FROM item") == [(5000,)]
+    assert query(pg_url, "SELECT count(*) FROM item_tag") == [(sum(i % 3 for i in range(5000)),)]
+    before = signature(pg_url)
+
+    again = alice("items", "import", path)
+    assert again.exit_code == 4 and again.stderr.startswith("error: 5000 row(s) conflict")
+    assert signature(pg_url) == before
+
+    skipped = alice("items", "import", path, "--mode", "skip", "-o", "json")
+    assert skipped.json() == {"read": 5000, "inserted": 0, "updated": 0, "skipped": 5000, "rejected": 0}
+
+    for i in (10, 20, 30):
+        rows[i]["description"] = "edited"
+    edited = write_csv(tmp_path / "edited.csv", rows)
+    upserted = alice("items", "import", edited, "--mode", "upsert", "-o", "json")
+    assert upserted.json() == {"read": 5000, "inserted": 0, "updated": 3, "skipped": 4997, "rejected": 0}
+    assert query(pg_url, "SELECT title FROM item WHERE description = 'edited' ORDER BY title") == [
+        ("item 10",), ("item 20",), ("item 30",)
+    ]
+
+
+def test_a_bad_row_fails_the_import_or_is_set_aside(alice, pg_url, tmp_path):
+    rows = generated(5000)
+    rows[2499]["title"] = "x" * 256  # data line 2,500 is line 2,501 of the file
+    path = write_csv(tmp_path / "items.csv", rows)
+    failed = alice("items", "import", path)
+    assert failed.exit_code == 6
+    assert "line 2501 (row 2500): title" in failed.stderr and len(failed.stderr.splitlines()) == 1
+    assert query(pg_url, "SELECT count(*) FROM item") == [(0,)]
+
+    rejects = tmp_path / "r.jsonl"
+    done = alice("items", "import", path, "--rejects", str(rejects), "-o", "json")
+    assert done.exit_code == 0, done
+    assert done.json()["inserted"] == 4999 and done.json()["rejected"] == 1
+    [rejected] = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert (rejected["line"], rejected["row"], rejected["record"]["title"]) == (2501, 2500, "x" * 256)
+    assert rejected["reason"].startswith("title:")
+
+
+def test_export_then_import_into_an_empty_database_is_exact(itemctl, pg_url, make_database, run, tmp_path):
+    rows = [
+        {"title": 'commas, "quotes"', "description": "line one\nline two", "tags": "Ops;b"},
+        {"title": "Zürich 東京 🙂", "description": "tab\there", "tags": ""},
+        {"title": "\ufeffbom-looking", "description": "", "tags": "x"},
+    ]
+    assert itemctl("--as", "alice", "items", "import", write_csv(tmp_path / "in.csv", rows)).exit_code == 0
+    original = signature(pg_url)
+    for fmt in ("csv", "jsonl"):
+        exported = tmp_path / f"out.{fmt}"
+        result = itemctl("items", "export", "--format", fmt, "--file", str(exported))
+        assert result.exit_code == 0 and "exported 3 item(s)" in result.stderr
+        empty = make_database()
+        imported = run("--database-url", empty, "--as", "alice", "items", "import", str(exported))
+        assert imported.exit_code == 0, imported
+        assert signature(empty) == original, fmt
+
+
+def test_stdin_formats_and_dry_run(alice, pg_url):
+    lines = '{"title": "a", "tags": ["x"]}\n{"title": "b"}\n'
+    dry = alice("items", "import", "-", "--format", "jsonl", "--dry-run", "-o", "json", input=lines)
+    assert dry.exit_code == 0 and dry.json()["inserted"] == 2
+    assert query(pg_url, "SELECT count(*) FROM item") == [(0,)] and query(pg_url, 'SELECT count(*) FROM "user"') == [(0,)]
+    real = alice("items", "import", "-", "--format", "jsonl", input=lines)
+    assert real.exit_code == 0 and "inserted 2" in real.stderr and real.stdout == ""
+    array = alice("items", "import", "-", "--format", "json", input=json.dumps([{"title": "c"}]))
+    assert array.exit_code == 0
+    assert alice("items", "import", "-", input="title\nd\n").exit_code == 0  # stdin defaults to CSV
+    assert query(pg_url, "SELECT count(*) FROM item") == [(4,)]
+
+
+def test_file_level_errors(alice, tmp_path):
+    assert alice("items", "import", str(tmp_path / "missing.csv")).exit_code == 3
+    odd = tmp_path / "items.txt"
+    odd.write_text("title\nx\n")
+    unknown = alice("items", "import", str(odd))
+    assert unknown.exit_code == 6 and "--format" in unknown.stderr
+    assert alice("items", "import", str(odd), "--format", "csv").exit_code == 0
+    bad_header = tmp_path / "bad.csv"
+    bad_header.write_text("title,colour\nx,red\n")
+    result = alice("items", "import", str(bad_header))
+    assert result.exit_code == 6 and "colour" in result.stderr
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("title\ncaf\xe9\n".encode("latin-1"))
+    assert alice("items", "import", str(latin)).exit_code == 6
+
+
+def test_importing_for_another_owner_needs_admin(itemctl, tmp_path):
+    path = write_csv(tmp_path / "x.csv", [{"title": "x", "owner": "bob"}])
+    itemctl("--as", "bob", "users", "whoami")
+    denied = itemctl("--as", "alice", "items", "import", path)
+    assert denied.exit_code == 5 and "admin" in denied.stderr
+    itemctl("--as", "root", "users", "create", "root", "--admin")
+    assert itemctl("--as", "root", "items", "import", path).exit_code == 0
+
+
+def constraints_and_indexes(url: str):
+    return query(
+        url,
+        """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+           WHERE conrelid IN ('item'::regclass, 'item_tag'::regclass, 'tag'::regclass, '"user"'::regclass)
+           UNION ALL SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'
+           ORDER BY 1, 2""",
+    )
+
+
+def test_exclusive_gives_the_same_rows_and_restores_everything(itemctl, pg_url, tmp_path, make_database, run):
+    rows = generated(300)
+    path = write_csv(tmp_path / "items.csv", rows)
+    structure = constraints_and_indexes(pg_url)
+    exclusive = itemctl("--as", "alice", "items", "import", path, "--exclusive")
+    assert exclusive.exit_code == 0, exclusive
+    assert "locking tables item and item_tag" in exclusive.stderr
+    assert constraints_and_indexes(pg_url) == structure
+    other = make_database()
+    assert run("--database-url", other, "--as", "alice", "items", "import", path).exit_code == 0
+    assert signature(pg_url) == signature(other)
+    assert itemctl("db", "check").exit_code == 0
+
+
+def test_exclusive_with_an_unknown_owner_changes_nothing(itemctl, pg_url, tmp_path):
+    itemctl("--as", "root", "users", "create", "root", "--admin")
+    itemctl("--as", "root", "items", "create", "existing", "--tag", "t")
+    before = (signature(pg_url), constraints_and_indexes(pg_url))
+    path = write_csv(tmp_path / "x.csv", [{"title": "a"}, {"title": "b", "owner": "ghost"}])
+    result = itemctl("--as", "root", "items", "import", path, "--exclusive")
+    assert result.exit_code == 6 and "ghost" in result.stderr
+    assert (signature(pg_url), constraints_and_indexes(pg_url)) == before
+
+
+def test_export_filters_and_stdout(alice, tmp_path):
+    alice("items", "create", "one", "--tag", "x")
+    alice("items", "create", "two")
+    out = alice("items", "export", "--tag", "x")
+    assert out.exit_code == 0
+    parsed = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert parsed == [{"title": "one", "description": "", "owner": "alice", "tags": "x"}]
+    jsonl = alice("items", "export", "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["title"] for line in jsonl] == ["one", "two"]
+
+
+def test_a_real_process_reads_stdin_and_shows_no_progress_when_piped(pg_url):
+    result = run_process(
+        "--database-url", pg_url, "--as", "alice", "items", "import", "-", "--format", "jsonl",
+        input='{"title": "piped"}\n',
+    )
+    assert result.exit_code == 0, result
+    assert result.stderr.startswith("imported: read 1, inserted 1")
+    assert "\x1b[" not in result.stderr

@@ -1,0 +1,268 @@
+"""Batch import and export at the service level, on PostgreSQL and SQLite alike."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from contextlib import contextmanager
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlmodel import select
+
+from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied
+from itemctl.models import Item, ItemTag, Tag
+from itemctl.services import bulk
+from itemctl.services.items import ItemFilters
+
+
+def as_csv(rows: list[dict], header=("title", "description", "owner", "tags"), bom=False) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([row.get(name, "") for name in header])
+    return (b"\xef\xbb\xbf" if bom else b"") + out.getvalue().encode()
+
+
+def run_import(session, actor, data: bytes, fmt="csv", **options) -> bulk.ImportSummary:
+    return bulk.import_items(
+        session=session, actor=actor, stream=io.BytesIO(data), options=bulk.ImportOptions(fmt=fmt, **options)
+    )
+
+
+def snapshot(session) -> set[tuple]:
+    """owner, title, description and tag set of every item."""
+    session.expire_all()
+    result = set()
+    for item in session.exec(select(Item)).all():
+        tags = session.exec(
+            select(Tag.name).join(ItemTag, ItemTag.tag_id == Tag.id).where(ItemTag.item_id == item.id)
+        ).all()
+        owner = item.owner_id
+        result.add((owner, item.title, item.description, frozenset(tags)))
+    return result
+
+
+def exported(session, actor, fmt="csv") -> bytes:
+    out = io.BytesIO()
+    bulk.export_items(session=session, actor=actor, filters=ItemFilters(), out=out, fmt=fmt)
+    return out.getvalue()
+
+
+ROWS = [
+    {"title": "one", "description": "first", "tags": "a;B"},
+    {"title": "two, with comma", "description": 'quote " and\nnewline', "tags": ""},
+    {"title": "Zürich 東京", "description": "", "tags": "b;c"},
+]
+
+
+def test_csv_import_with_tags(session, alice):
+    summary = run_import(session, alice, as_csv(ROWS))
+    assert summary.counts() == {"read": 3, "inserted": 3, "updated": 0, "skipped": 0, "rejected": 0}
+    items = {i.title: i for i in session.exec(select(Item)).all()}
+    assert set(items) == {"one", "two, with comma", "Zürich 東京"}
+    assert items["two, with comma"].description == 'quote " and\nnewline'
+    assert items["Zürich 東京"].description is None
+    assert sorted(t.name for t in session.exec(select(Tag)).all()) == ["B", "a", "c"]
+    assert len(session.exec(select(ItemTag)).all()) == 4
+
+
+def test_bom_and_blank_lines_are_accepted(session, alice):
+    data = as_csv(ROWS, bom=True).replace(b"\r\n", b"\r\n\r\n", 1)
+    assert run_import(session, alice, data).inserted == 3
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_json_formats(session, alice, fmt):
+    records = [{"title": "one", "tags": ["x", "y"]}, {"title": "two", "description": "d", "tags": "x;z"}]
+    if fmt == "jsonl":
+        data = "\n".join(json.dumps(r) for r in records).encode()
+    else:
+        data = json.dumps(records, indent=2).encode()
+    assert run_import(session, alice, data, fmt=fmt).inserted == 2
+    assert sorted(t.name for t in session.exec(select(Tag)).all()) == ["x", "y", "z"]
+
+
+def test_json_array_errors_name_the_line_the_record_starts_on(session, alice):
+    data = b'[\n  {"title": "ok"},\n  {\n    "title": ""\n  }\n]\n'
+    with pytest.raises(InvalidInput, match=r"line 3 \(row 2\): title"):
+        run_import(session, alice, data, fmt="json")
+
+
+def test_a_malformed_json_array_is_invalid(session, alice):
+    with pytest.raises(InvalidInput, match="line 2"):
+        run_import(session, alice, b'[{"title": "a"},\n{"title": }]', fmt="json")
+    with pytest.raises(InvalidInput, match="array"):
+        run_import(session, alice, b'{"title": "a"}', fmt="json")
+
+
+def test_insert_mode_conflicts_and_nothing_changes(session, alice):
+    run_import(session, alice, as_csv(ROWS))
+    before = snapshot(session)
+    with pytest.raises(ConflictError, match=r"line 2 \(row 1\): item 'one' already exists"):
+        run_import(session, alice, as_csv(ROWS + [{"title": "new"}]))
+    assert snapshot(session) == before
+
+
+def test_skip_mode_leaves_existing_items(session, alice):
+    run_import(session, alice, as_csv(ROWS))
+    changed = [dict(r, description="changed") for r in ROWS] + [{"title": "new", "tags": "a;new"}]
+    summary = run_import(session, alice, as_csv(changed), mode="skip")
+    assert (summary.inserted, summary.updated, summary.skipped) == (1, 0, 3)
+    assert {i.description for i in session.exec(select(Item)).all()} == {"first", 'quote " and\nnewline', None}
+
+
+def test_upsert_replaces_description_and_tags_of_exactly_the_changed(session, alice):
+    run_import(session, alice, as_csv(ROWS))
+    rows = [dict(ROWS[0], description="edited"), dict(ROWS[1]), dict(ROWS[2], tags="c;D"), {"title": "new"}]
+    summary = run_import(session, alice, as_csv(rows), mode="upsert")
+    assert (summary.inserted, summary.updated, summary.skipped) == (1, 2, 1)
+    tags = {
+        title: sorted(n for (_, t, _, names) in snapshot(session) if t == title for n in names)
+        for title in ("one", "Zürich 東京")
+    }
+    assert tags == {"one": ["B", "a"], "Zürich 東京": ["D", "c"]}
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "x" * 256}, "title"),
+        ({"title": "ok", "description": "d" * 1001}, "description"),
+        ({"title": "ok", "tags": "a,b"}, "tags"),
+        ({"title": "ok", "owner": "bad owner"}, "owner"),
+    ],
+)
+def test_an_invalid_row_names_line_and_field_and_writes_nothing(session, alice, row, reason):
+    with pytest.raises(InvalidInput) as raised:
+        run_import(session, alice, as_csv([ROWS[0], row]))
+    assert f"line 3 (row 2): {reason}" in raised.value.message
+    assert session.exec(select(Item)).all() == []
+
+
+def test_unknown_fields_are_invalid(session, alice):
+    with pytest.raises(InvalidInput, match="unknown field 'colour'"):
+        run_import(session, alice, as_csv([{"title": "x"}], header=("title", "colour")))
+    with pytest.raises(InvalidInput, match="line 1: colour: unknown field"):
+        run_import(session, alice, b'{"title": "x", "colour": "red"}', fmt="jsonl")
+
+
+def test_unknown_owner_and_duplicates_within_the_input(session, admin):
+    rows = [{"title": "a"}, {"title": "b", "owner": "ghost"}, {"title": "a"}]
+    with pytest.raises(InvalidInput) as raised:
+        run_import(session, admin, as_csv(rows))
+    message = raised.value.message
+    assert "line 3 (row 2): owner: unknown user 'ghost'" in message
+    assert "line 4 (row 3): title: 'a' for owner 'admin' is also on line 2" in message
+
+
+def test_only_the_first_20_errors_are_listed_then_a_count(session, alice):
+    rows = [{"title": ""} for _ in range(25)]
+    with pytest.raises(InvalidInput) as raised:
+        run_import(session, alice, as_csv(rows))
+    message = raised.value.message
+    assert message.startswith("25 invalid row(s)") and message.endswith("and 5 more")
+    assert message.count("title:") == 20
+
+
+def test_rejects_sets_invalid_rows_aside(session, admin):
+    rows = [{"title": "a"}, {"title": ""}, {"title": "b", "owner": "ghost"}, {"title": "a"}, {"title": "c"}]
+    out = io.StringIO()
+    summary = run_import(session, admin, as_csv(rows), rejects=bulk.Rejects(out))
+    assert (summary.read, summary.inserted, summary.rejected) == (5, 2, 3)
+    rejected = sorted((r["line"], r["reason"].split(":")[0]) for r in map(json.loads, out.getvalue().splitlines()))
+    assert rejected == [(3, "title"), (4, "owner"), (5, "title")]
+    assert all("record" in json.loads(line) for line in out.getvalue().splitlines())
+
+
+def test_importing_for_others_needs_admin(session, alice, bob, admin):
+    with pytest.raises(PermissionDenied):
+        run_import(session, alice, as_csv([{"title": "x", "owner": "bob"}]))
+    with pytest.raises(PermissionDenied):
+        run_import(session, alice, as_csv([{"title": "x"}]), owner="bob")
+    assert run_import(session, admin, as_csv([{"title": "x", "owner": "bob"}, {"title": "y"}]), owner="alice").inserted == 2
+    owners = {i.title: i.owner_id for i in session.exec(select(Item)).all()}
+    assert owners == {"x": bob.id, "y": alice.id}
+
+
+def test_export_then_import_round_trips(session, alice, bob, admin):
+    run_import(session, admin, as_csv([dict(r, owner="alice") for r in ROWS] + [{"title": "b1", "owner": "bob", "tags": "x"}]))
+    before = snapshot(session)
+    for fmt in ("csv", "jsonl"):
+        data = exported(session, admin, fmt)
+        session.execute(Item.__table__.delete())
+        run_import(session, admin, data, fmt=fmt)
+        assert snapshot(session) == before, fmt
+
+
+def test_exclusive_gives_the_same_rows(session, alice):
+    summary = run_import(session, alice, as_csv(ROWS), exclusive=True)
+    assert summary.inserted == 3 and len(session.exec(select(ItemTag)).all()) == 4
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+TEXT = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+title = st.text(TEXT, min_size=1, max_size=40).filter(lambda t: t.strip() == t and t)
+description = st.one_of(st.none(), st.text(TEXT, min_size=1, max_size=60))
+tag = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00,;"), min_size=1, max_size=10).filter(
+    lambda t: t.strip() == t and t
+)
+record = st.fixed_dictionaries({"title": title, "description": description, "tags": st.lists(tag, max_size=3)})
+records = st.lists(record, min_size=1, max_size=15, unique_by=lambda r: r["title"])
+@contextmanager
+def undone(session):
+    """Whatever the block writes is rolled back (each hypothesis example starts clean)."""
+    savepoint = session.begin_nested()
+    session.connection()  # emit the SAVEPOINT now
+    try:
+        yield
+    finally:
+        savepoint.rollback()
+
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def tag_sets_by_title(session) -> dict[str, frozenset[str]]:
+    return {t: frozenset(n.lower() for n in names) for (_, t, _, names) in snapshot(session)}
+
+
+@SETTINGS
+@given(rows=records, fmt=st.sampled_from(["csv", "jsonl"]), bom_prefix=st.booleans())
+def test_export_import_round_trip_property(session, alice, rows, fmt, bom_prefix):
+    if bom_prefix:  # a title that looks like a byte-order mark must survive too
+        rows = [dict(rows[0], title="\ufeff" + rows[0]["title"])] + rows[1:]
+    with undone(session):
+        run_import(session, alice, "\n".join(json.dumps(r) for r in rows).encode(), fmt="jsonl")
+        before = snapshot(session)
+        data = exported(session, alice, fmt)
+        session.execute(Item.__table__.delete())
+        run_import(session, alice, data, fmt=fmt)
+        assert snapshot(session) == before
+
+
+@SETTINGS
+@given(rows=records, data=st.data())
+def test_bad_rows_are_reported_exactly_and_rejected_exactly(session, alice, rows, data):
+    bad_positions = sorted(data.draw(st.sets(st.integers(0, len(rows) - 1), min_size=1, max_size=len(rows))))
+    for position in bad_positions:
+        rows[position] = dict(rows[position], description="x" * 1001)
+    payload = "\n".join(json.dumps(r) for r in rows).encode()
+    expected_lines = [p + 1 for p in bad_positions]
+
+    with undone(session):
+        with pytest.raises(InvalidInput) as raised:
+            run_import(session, alice, payload, fmt="jsonl")
+        listed = raised.value.message.split(": ", 1)[1].split("; ")
+        assert [int(part.split(":")[0].split()[1]) for part in listed] == expected_lines[:20]
+        out = io.StringIO()
+        summary = run_import(session, alice, payload, fmt="jsonl", rejects=bulk.Rejects(out))
+        assert [json.loads(line)["line"] for line in out.getvalue().split("\n") if line] == expected_lines
+        assert summary.inserted == len(rows) - len(bad_positions)
+        good = {r["title"] for i, r in enumerate(rows) if i not in bad_positions}
+        assert {t for (_, t, _, _) in snapshot(session)} == good
