@@ -206,7 +206,8 @@ descriptions = st.text(TEXT, max_size=1000).filter(bool)
 @example(title='He said "hi", then \'bye\'', description="a,b;c\nnext line\ttab \\ back")
 @example(title="Zürich — 東京 ✓ 🙂", description="\r\n\u00a0non-breaking and ümlauts")
 def test_any_accepted_title_and_description_round_trip(alice, title, description):
-    created = alice("items", "create", title, "--description", description, "-o", "json")
+    # `--` ends the options, so a title may start with "-" as in any CLI.
+    created = alice("items", "create", "--description", description, "-o", "json", "--", title)
     assert created.exit_code == 0, created
     got = alice("items", "get", created.json()["id"], "-o", "json").json()
     assert (got["title"], got["description"]) == (title, description)
