@@ -359,17 +359,35 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
 
 
 def _check_and_write(loader: _Loader, options: ImportOptions, invalid: _Problems, summary: ImportSummary) -> None:
+    """Set-based checks over the staged rows, then the writes."""
     if options.rejects:
         loader.reject_unknown_owners_and_duplicates()
     else:
-        loader.check_owners_and_duplicates(invalid)
+        loader.find_unknown_owners(invalid)
+        if invalid.total or not loader.unique_index_finds_duplicates:
+            loader.find_duplicates(invalid)
         if invalid.total:
             raise InvalidInput(invalid.report("invalid"))
     if options.mode == "insert":
         loader.check_conflicts()
-    summary.inserted, summary.updated = loader.write()
+    try:
+        summary.inserted, summary.updated = loader.write()
+    except _RepeatedRows:
+        # Two rows of the input with one (owner, title): name them. If none are found,
+        # another session inserted the same item meanwhile.
+        loader.find_duplicates(invalid)
+        if invalid.total:
+            raise InvalidInput(invalid.report("invalid")) from None
+        raise ConflictError(
+            "another session created some of these items while the import ran; nothing was imported",
+            hint="run the import again",
+        ) from None
     summary.rejected = options.rejects.count if options.rejects else 0
     summary.skipped = summary.read - summary.rejected - summary.inserted - summary.updated
+
+
+class _RepeatedRows(Exception):
+    """The unique index on (owner_id, title) refused the insert of the staged rows."""
 
 
 # The checks below are the same SQL on both dialects.
@@ -421,13 +439,19 @@ class _Loader:
     def _query(self, sql: str, **params):
         return self.connection.execute(text(sql), params).all()
 
-    def check_owners_and_duplicates(self, problems: _Problems) -> None:
-        """Add the unknown owners and the repeated (owner, title) pairs to ``problems``."""
+    # Whether write() may rely on the unique index to catch repeated rows (and then raise
+    # _RepeatedRows), so that a clean load skips the cost of looking for them.
+    unique_index_finds_duplicates = False
+
+    def find_unknown_owners(self, problems: _Problems) -> None:
         rows = self._query(UNKNOWN_OWNERS, limit=MAX_REPORTED)
         for line, row, owner, _total in rows:
             problems.add(line, row, f"owner: unknown user {owner!r}")
         if rows:
             problems.total += rows[0][-1] - len(rows)
+
+    def find_duplicates(self, problems: _Problems) -> None:
+        """Add every repeat of an (owner, title) after its first line to ``problems``."""
         rows = self._query(DUPLICATES, limit=MAX_REPORTED)
         for line, row, first_line, owner, title, _total in rows:
             problems.add(line, row, f"title: {title!r} for owner {owner!r} is also on line {first_line}")
@@ -469,6 +493,8 @@ class _Loader:
 class _PostgresLoader(_Loader):
     """COPY into a temporary table, then set-based statements."""
 
+    unique_index_finds_duplicates = True
+
     STAGING = """
         CREATE TEMP TABLE import_row (
             line integer NOT NULL,
@@ -508,6 +534,8 @@ class _PostgresLoader(_Loader):
         return self.cursor.rowcount
 
     def write(self) -> tuple[int, int]:
+        from psycopg.errors import UniqueViolation
+
         mode = self.options.mode
         updated = 0
         if mode == "upsert":
@@ -538,25 +566,35 @@ class _PostgresLoader(_Loader):
             written = "EXISTS (SELECT 1 FROM item i WHERE i.id = s.id)"
         else:
             new_rows, written = "", "true"
-        inserted = self._exec(
-            f"""
-            INSERT INTO item (id, title, description, owner_id, created_at, updated_at)
-            SELECT s.id, s.title, s.description, u.id, now(), now()
-            FROM import_row s JOIN "user" u ON u.username = s.owner
-            {new_rows}
-            """
-        )
+        self.cursor.execute("SAVEPOINT import_items")
+        try:
+            inserted = self._exec(
+                f"""
+                INSERT INTO item (id, title, description, owner_id, created_at, updated_at)
+                SELECT s.id, s.title, s.description, u.id, now(), now()
+                FROM import_row s JOIN "user" u ON u.username = s.owner
+                {new_rows}
+                """
+            )
+        except UniqueViolation:
+            self.cursor.execute("ROLLBACK TO SAVEPOINT import_items")
+            raise _RepeatedRows() from None
+        self.cursor.execute("RELEASE SAVEPOINT import_items")
+        # New tags only: the names not known yet (in any case) are filtered first, so a
+        # load into existing tags sorts nothing; a new name keeps its first spelling.
         self._exec(
             f"""
             INSERT INTO tag (id, name)
-            SELECT gen_random_uuid(), n.name FROM (
-                SELECT DISTINCT ON (lower(t.name)) t.name
-                FROM import_row s
-                CROSS JOIN LATERAL unnest(string_to_array(s.tags, ';')) WITH ORDINALITY AS t(name, pos)
-                WHERE s.tags IS NOT NULL AND {written}
-                ORDER BY lower(t.name), s.line, t.pos
-            ) n
-            WHERE NOT EXISTS (SELECT 1 FROM tag x WHERE lower(x.name) = lower(n.name))
+            SELECT gen_random_uuid(), first.name FROM (
+                SELECT DISTINCT ON (lower(n.name)) n.name FROM (
+                    SELECT t.name, s.line, t.pos
+                    FROM import_row s
+                    CROSS JOIN LATERAL unnest(string_to_array(s.tags, ';')) WITH ORDINALITY AS t(name, pos)
+                    WHERE s.tags IS NOT NULL AND {written}
+                ) n
+                WHERE NOT EXISTS (SELECT 1 FROM tag x WHERE lower(x.name) = lower(n.name))
+                ORDER BY lower(n.name), n.line, n.pos
+            ) first
             ON CONFLICT DO NOTHING
             """
         )
@@ -564,7 +602,7 @@ class _PostgresLoader(_Loader):
         self._exec(
             f"""
             INSERT INTO item_tag (item_id, tag_id)
-            SELECT DISTINCT {target}, x.id
+            SELECT {target}, x.id
             FROM import_row s
             CROSS JOIN LATERAL unnest(string_to_array(s.tags, ';')) AS t(name)
             JOIN tag x ON lower(x.name) = lower(t.name)

@@ -152,7 +152,7 @@ def constraints_and_indexes(url: str):
         """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
            WHERE conrelid IN ('item'::regclass, 'item_tag'::regclass, 'tag'::regclass, '"user"'::regclass)
            UNION ALL SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'
-           ORDER BY 1, 2""",
+           ORDER BY 1, 2, 3""",
     )
 
 

@@ -160,6 +160,16 @@ def test_unknown_owner_and_duplicates_within_the_input(session, admin):
     assert "line 4 (row 3): title: 'a' for owner 'admin' is also on line 2" in message
 
 
+@pytest.mark.parametrize("mode", ["insert", "skip", "upsert"])
+def test_a_repeated_row_alone_is_invalid_in_every_mode(session, alice, mode):
+    rows = [{"title": "a"}, {"title": "b"}, {"title": "a", "description": "again"}]
+    with pytest.raises(InvalidInput) as raised:
+        run_import(session, alice, as_csv(rows), mode=mode)
+    assert "line 4 (row 3): title: 'a' for owner 'alice' is also on line 2" in raised.value.message
+    assert session.exec(select(Item)).all() == []
+    assert run_import(session, alice, as_csv(rows[:2]), mode=mode).inserted == 2
+
+
 def test_only_the_first_20_errors_are_listed_then_a_count(session, alice):
     rows = [{"title": ""} for _ in range(25)]
     with pytest.raises(InvalidInput) as raised:

@@ -1,0 +1,232 @@
+"""Bulk import and export throughput against PostgreSQL's own \\copy, in one run.
+
+    uv run python benchmarks/bulk.py                 # 1,000,000 rows
+    uv run python benchmarks/bulk.py --rows 100000 --rows 3000000
+
+For each size it generates N items (100 owners; 0-3 of 50 tags each) as CSV, then times:
+
+  (a)  psql \\copy of the same rows, pre-resolved, into copies of item and item_tag that
+       have exactly itemctl's indexes and foreign keys (the baseline);
+  (b)  itemctl items import of the CSV into a fresh migrated database;
+  (b') the same with --exclusive;
+  (s)  itemctl items import --mode skip, and (u) --mode upsert, of the same file into the
+       database of (b), which already holds every row;
+  (c)  itemctl items export --format csv of all items;
+  (d)  psql \\copy (SELECT …) TO STDOUT of the same columns.
+
+and prints rows/s, the peak RSS of each itemctl process, and the ratios (b)/(a), (b')/(a),
+(s)/(a), (u)/(a) and (c)/(d). Databases are created on the server at --server (default: the
+local one as role postgres) and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+OWNERS = 100
+TAGS = 50
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mb: float | None = None
+
+
+def run(argv: list[str], *, stdout=subprocess.DEVNULL, env=None) -> Run:
+    """Run a process to completion; its own wall time and peak RSS (wait4)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv[:6])}... failed:\n{stderr}")
+    return Run(elapsed, usage.ru_maxrss / 1024)
+
+
+class Server:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.admin = psycopg.connect(url, autocommit=True)
+        self.created: list[str] = []
+
+    def database(self, name: str) -> str:
+        self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.admin.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        base, _, _ = self.url.rpartition("/")
+        return f"{base}/{name}"
+
+    def drop_all(self) -> None:
+        for name in self.created:
+            self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def itemctl(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "itemctl", "--database-url", url, "-q", *args]
+
+
+def prepare(url: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """Migrate, then create the admin, the owners and the tags; their ids."""
+    run(itemctl(url, "db", "migrate"))
+    owner_ids = [uuid.uuid4() for _ in range(OWNERS)]
+    tag_ids = [uuid.uuid4() for _ in range(TAGS)]
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            'INSERT INTO "user" (id, username, is_admin, created_at) VALUES (%s, %s, true, now())',
+            (uuid.uuid4(), "bench-admin"),
+        )
+        with conn.cursor().copy('COPY "user" (id, username, is_admin, created_at) FROM STDIN') as copy:
+            for n, owner_id in enumerate(owner_ids):
+                copy.write_row((owner_id, f"user{n:03d}", False, "now"))
+        with conn.cursor().copy("COPY tag (id, name) FROM STDIN") as copy:
+            for n, tag_id in enumerate(tag_ids):
+                copy.write_row((tag_id, f"tag{n:02d}"))
+    return owner_ids, tag_ids
+
+
+def generate(rows: int, directory: Path, owner_ids, tag_ids) -> tuple[Path, Path, Path, int]:
+    """The import CSV, and the same rows pre-resolved for the baseline; the link count."""
+    rng = random.Random(42)
+    items_csv = directory / "items.csv"
+    base_items = directory / "base_item.csv"
+    base_links = directory / "base_item_tag.csv"
+    links = 0
+    with (
+        open(items_csv, "w", newline="") as f_in,
+        open(base_items, "w", newline="") as f_item,
+        open(base_links, "w", newline="") as f_link,
+    ):
+        source, item_rows, link_rows = csv.writer(f_in), csv.writer(f_item), csv.writer(f_link)
+        source.writerow(["title", "description", "owner", "tags"])
+        for i in range(rows):
+            owner = rng.randrange(OWNERS)
+            chosen = rng.sample(range(TAGS), rng.randrange(4))
+            title = f"item {i:08d}"
+            description = f"generated item {i}, owned by user{owner:03d}; {rng.random():.6f}"
+            source.writerow([title, description, f"user{owner:03d}", ";".join(f"tag{t:02d}" for t in chosen)])
+            item_id = uuid.uuid4()
+            item_rows.writerow([item_id, title, description, owner_ids[owner], "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"])
+            for t in chosen:
+                link_rows.writerow([item_id, tag_ids[t]])
+            links += len(chosen)
+    return items_csv, base_items, base_links, links
+
+
+BASELINE_TABLES = """
+CREATE TABLE base_item (LIKE item INCLUDING ALL);
+ALTER TABLE base_item ADD FOREIGN KEY (owner_id) REFERENCES "user" (id) ON DELETE CASCADE;
+CREATE TABLE base_item_tag (LIKE item_tag INCLUDING ALL);
+ALTER TABLE base_item_tag ADD FOREIGN KEY (item_id) REFERENCES base_item (id) ON DELETE CASCADE;
+ALTER TABLE base_item_tag ADD FOREIGN KEY (tag_id) REFERENCES tag (id) ON DELETE CASCADE;
+"""
+
+EXPORT_QUERY = (
+    "SELECT i.title, i.description, u.username AS owner, "
+    "(SELECT string_agg(t.name, ';' ORDER BY lower(t.name), t.name) FROM item_tag it "
+    "JOIN tag t ON t.id = it.tag_id WHERE it.item_id = i.id) AS tags "
+    'FROM item i JOIN "user" u ON u.id = i.owner_id ORDER BY i.created_at, i.id'
+)
+
+
+def psql(url: str, *args: str, stdout=subprocess.DEVNULL) -> Run:
+    return run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, *args], stdout=stdout)
+
+
+def measure(server: Server, rows: int, keep: Path | None) -> dict[str, Run]:
+    work = Path(tempfile.mkdtemp(prefix="itemctl-bench-", dir=keep))
+    results: dict[str, Run] = {}
+    try:
+        base_url = server.database(f"itemctl_bench_base_{rows}")
+        owner_ids, tag_ids = prepare(base_url)
+        items_csv, base_items, base_links, links = generate(rows, work, owner_ids, tag_ids)
+        print(f"\n{rows:,} items, {links:,} tag links; CSV {items_csv.stat().st_size / 1e6:.0f} MB", flush=True)
+
+        psql(base_url, "-c", BASELINE_TABLES)
+        results["a  psql \\copy (baseline)"] = psql(
+            base_url,
+            "-1",
+            "-c", f"\\copy base_item (id, title, description, owner_id, created_at, updated_at) FROM '{base_items}' CSV",
+            "-c", f"\\copy base_item_tag (item_id, tag_id) FROM '{base_links}' CSV",
+        )
+
+        url = server.database(f"itemctl_bench_import_{rows}")
+        prepare(url)
+        results["b  itemctl import"] = run(itemctl(url, "--as", "bench-admin", "items", "import", str(items_csv), "--no-progress"))
+
+        exclusive_url = server.database(f"itemctl_bench_exclusive_{rows}")
+        prepare(exclusive_url)
+        results["b' itemctl import --exclusive"] = run(
+            itemctl(exclusive_url, "--as", "bench-admin", "items", "import", str(items_csv), "--exclusive", "--no-progress")
+        )
+        server.admin.execute(f'DROP DATABASE "itemctl_bench_exclusive_{rows}" WITH (FORCE)')
+
+        for mode in ("skip", "upsert"):
+            results[f"{mode[0]}  itemctl import --mode {mode} (all present)"] = run(
+                itemctl(url, "--as", "bench-admin", "items", "import", str(items_csv), "--mode", mode, "--no-progress")
+            )
+
+        with open(work / "export.csv", "wb") as out:
+            results["c  itemctl export --format csv"] = run(itemctl(url, "--as", "bench-admin", "items", "export"), stdout=out)
+        with open(work / "psql-export.csv", "wb") as out:
+            results["d  psql \\copy (select ...) to stdout"] = psql(
+                url, "-c", f"\\copy ({EXPORT_QUERY}) TO STDOUT WITH (FORMAT csv, HEADER true)", stdout=out
+            )
+        same = (work / "export.csv").read_bytes() == (work / "psql-export.csv").read_bytes()
+        print(f"export output identical to psql's: {same}")
+    finally:
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    report(rows, results)
+    return results
+
+
+def report(rows: int, results: dict[str, Run]) -> None:
+    print(f"{'step':45} {'seconds':>8} {'rows/s':>10} {'peak RSS':>9}")
+    for name, result in results.items():
+        rss = f"{result.peak_rss_mb:.0f} MB" if name[0] in "bcsu" else ""
+        print(f"{name:45} {result.seconds:8.2f} {rows / result.seconds:10,.0f} {rss:>9}")
+    a = results["a  psql \\copy (baseline)"].seconds
+    d = results["d  psql \\copy (select ...) to stdout"].seconds
+    ratios = [
+        ("(b)/(a)  import", results["b  itemctl import"].seconds / a, 1.1),
+        ("(b')/(a) import --exclusive", results["b' itemctl import --exclusive"].seconds / a, 0.5),
+        ("(s)/(a)  import --mode skip", results["s  itemctl import --mode skip (all present)"].seconds / a, 2.0),
+        ("(u)/(a)  import --mode upsert", results["u  itemctl import --mode upsert (all present)"].seconds / a, 2.0),
+        ("(c)/(d)  export", results["c  itemctl export --format csv"].seconds / d, 1.25),
+    ]
+    for name, ratio, target in ratios:
+        print(f"{name:32} {ratio:5.2f}x   (target <= {target}x: {'met' if ratio <= target else 'MISSED'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, action="append", help="items to generate (repeatable; default 1,000,000)")
+    parser.add_argument("--server", default=os.environ.get("ITEMCTL_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--keep", type=Path, help="keep the generated files under this directory")
+    args = parser.parse_args()
+    server = Server(args.server)
+    try:
+        for rows in args.rows or [1_000_000]:
+            measure(server, rows, args.keep)
+    finally:
+        server.drop_all()
+
+
+if __name__ == "__main__":
+    main()
