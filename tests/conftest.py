@@ -94,7 +94,7 @@ def pg_url(pg_shared) -> str:
 
     plain = pg_shared.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(plain, autocommit=True) as connection:
-        connection.execute('TRUNCATE item_tag, item, tag, "user" CASCADE')
+        connection.execute('TRUNCATE item_tag, item, tag, "user", audit_log CASCADE')
     return pg_shared
 
 

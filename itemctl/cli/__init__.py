@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from itemctl import __version__
+from itemctl.cli.audit import app as audit_app
 from itemctl.cli.db import app as db_app
 from itemctl.cli.items import app as items_app
 from itemctl.cli.runtime import State
@@ -36,6 +37,7 @@ app.add_typer(items_app, name="items")
 app.add_typer(users_app, name="users")
 app.add_typer(tags_app, name="tags")
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 
 
 def _version(value: bool) -> None:

@@ -44,6 +44,7 @@ def migrate_command(
             revision=revision,
             allow_destructive=allow_destructive,
             lock_timeout=lock_timeout,
+            actor=state.config().user,
         )
     if result.applied:
         notice(f"migrated {result.before or 'empty database'} -> {result.after}: applied {', '.join(result.applied)}")

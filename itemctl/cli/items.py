@@ -304,6 +304,7 @@ def import_command(
                 stream=stream,
                 options=bulk.ImportOptions(
                     fmt=chosen,
+                    source="stdin" if file == "-" else file,
                     mode=mode.value,
                     owner=owner,
                     dry_run=dry_run,

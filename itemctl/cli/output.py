@@ -43,6 +43,8 @@ def _cell(value, *, list_separator: str) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return list_separator.join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
 
 

@@ -3,8 +3,9 @@
 # The Alembic revision these models describe. Commands compare it with the database's
 # alembic_version in one cheap query, without loading Alembic; a test keeps it equal to
 # the newest revision in migrations/versions.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
+from itemctl.models.audit import AuditEntry, AuditPublic
 from itemctl.models.base import NAMING_CONVENTION, UTCDateTime
 from itemctl.models.item import Item, ItemCreate, ItemImportRow, ItemPublic, ItemTag, ItemUpdate
 from itemctl.models.tag import Tag, TagCreate, TagPublic
@@ -12,6 +13,8 @@ from itemctl.models.user import User, UserCreate, UserPublic, UserUpdate
 
 __all__ = [
     "SCHEMA_HEAD",
+    "AuditEntry",
+    "AuditPublic",
     "NAMING_CONVENTION",
     "UTCDateTime",
     "Item",

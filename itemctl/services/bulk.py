@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied
 from itemctl.models import Item, ItemImportRow, ItemTag, Tag, User
 from itemctl.models.base import new_id, utcnow
+from itemctl.services import audit
 from itemctl.services.common import describe_validation_error
 from itemctl.services.tags import ensure_tags
 
@@ -306,6 +307,7 @@ class Rejects:
 @dataclass
 class ImportOptions:
     fmt: Format
+    source: str | None = None  # the file name, for the audit trail
     mode: Mode = "insert"
     owner: str | None = None
     dry_run: bool = False
@@ -354,6 +356,13 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
         if options.on_progress:
             options.on_progress(summary.read)
         _check_and_write(loader, options, invalid, summary)
+        audit.record(
+            session,
+            actor=actor,
+            action="items.import",
+            target=options.source,
+            details={**summary.counts(), "mode": options.mode, "exclusive": options.exclusive},
+        )
     summary.seconds = time.perf_counter() - started
     return summary
 

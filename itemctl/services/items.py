@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from itemctl.core.errors import InvalidInput, NotFoundError, UsageError
 from itemctl.models import Item, ItemCreate, ItemPublic, ItemTag, ItemUpdate, Tag, User
 from itemctl.models.base import utcnow
+from itemctl.services import audit
 from itemctl.services.common import conflict_on_duplicate
 from itemctl.services.identity import require_owner_or_admin
 from itemctl.services.tags import ensure_tags, find_tags
@@ -251,7 +252,10 @@ def create_item(
         session.add(item)
         session.flush()
     _link(session, item, ensure_tags(session=session, names=item_in.tags))
-    return public_item(session, item)
+    public = public_item(session, item)
+    audit.record(session, actor=actor, action="items.create", target=str(item.id),
+                 details={"title": public.title, "owner": public.owner, "tags": public.tags})
+    return public
 
 
 def _link(session: Session, item: Item, tags: Sequence[Tag]) -> None:
@@ -289,7 +293,10 @@ def update_item(
     with conflict_on_duplicate(session, _duplicate_title(item.title, owner_user)):
         session.add(item)
         session.flush()
-    return public_item(session, item)
+    public = public_item(session, item)
+    changed = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in changes.items()}
+    audit.record(session, actor=actor, action="items.update", target=str(item.id), details={"changes": changed})
+    return public
 
 
 def tag_item(*, session: Session, actor: User, ref: str, names: list[str]) -> ItemPublic:
@@ -299,6 +306,7 @@ def tag_item(*, session: Session, actor: User, ref: str, names: list[str]) -> It
     _link(session, item, ensure_tags(session=session, names=names))
     item.updated_at = utcnow()
     session.add(item)
+    audit.record(session, actor=actor, action="items.tag", target=str(item.id), details={"tags": names})
     return public_item(session, item)
 
 
@@ -313,6 +321,7 @@ def untag_item(*, session: Session, actor: User, ref: str, names: list[str]) -> 
     item.updated_at = utcnow()
     session.add(item)
     session.flush()
+    audit.record(session, actor=actor, action="items.untag", target=str(item.id), details={"tags": names})
     return public_item(session, item)
 
 
@@ -330,4 +339,11 @@ def delete_items(*, session: Session, actor: User, refs: list[str]) -> list[Item
     """Delete every item named, or none: all are found and checked before any goes."""
     gone = items_to_delete(session=session, actor=actor, refs=refs)
     session.execute(delete(Item).where(Item.id.in_([item.id for item in gone])))
+    audit.record(
+        session,
+        actor=actor,
+        action="items.delete",
+        target=", ".join(str(item.id) for item in gone),
+        details={"items": [{"id": str(i.id), "title": i.title, "owner": i.owner, "tags": i.tags} for i in gone]},
+    )
     return gone

@@ -185,8 +185,13 @@ def migrate(
     revision: str = "head",
     allow_destructive: bool = False,
     lock_timeout: float = 5.0,
+    actor: str | None = None,
 ) -> MigrationResult:
-    """Upgrade to ``revision`` in one transaction; retry a few times on lock timeouts."""
+    """Upgrade to ``revision`` in one transaction; retry a few times on lock timeouts.
+
+    Destructive operations that were allowed are recorded in the audit trail (when the
+    schema has one) in the same transaction, under ``actor`` if given.
+    """
     from alembic import command
 
     attempt = 0
@@ -202,6 +207,8 @@ def migrate(
                 command.upgrade(alembic_config(connection=connection), revision)
                 after = _revision_in_transaction(connection)
                 applied_drops = list(destructive)
+                if applied_drops:
+                    _audit_destructive(connection, actor, before, after, applied_drops)
             return MigrationResult(before, after, _applied_between(before, after), applied_drops)
         except exc.DBAPIError as error:
             if not _is_lock_timeout(error):
@@ -215,6 +222,27 @@ def migrate(
                 ) from error
             notice(f"waiting for a lock timed out; retrying ({attempt}/{LOCK_RETRIES})")
             time.sleep(min(2**attempt * 0.25, 2))
+
+
+def _audit_destructive(connection: Connection, actor, before, after, operations: list[str]) -> None:
+    from sqlalchemy import inspect
+
+    from itemctl.models import AuditEntry
+    from itemctl.models.base import utcnow
+
+    if not inspect(connection).has_table("audit_log"):
+        return
+    role = connection.exec_driver_sql("SELECT session_user").scalar() if connection.dialect.name == "postgresql" else None
+    connection.execute(
+        AuditEntry.__table__.insert().values(
+            at=utcnow(),
+            actor=actor,
+            db_role=role,
+            action="db.migrate",
+            target=after,
+            details={"from": before, "to": after, "destructive": operations},
+        )
+    )
 
 
 def _applied_between(before: str | None, after: str | None) -> list[str]:

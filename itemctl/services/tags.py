@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 
 from itemctl.core.errors import ConflictError, NotFoundError
 from itemctl.models import ItemTag, Tag, TagCreate, TagPublic, User
+from itemctl.services import audit
 from itemctl.services.common import conflict_on_duplicate, validated
 from itemctl.services.identity import require_admin
 
@@ -69,6 +70,7 @@ def create_tag(*, session: Session, actor: User, tag_in: TagCreate) -> TagPublic
     with conflict_on_duplicate(session, f"tag {tag_in.name!r} already exists"):
         session.add(tag)
         session.flush()
+    audit.record(session, actor=actor, action="tags.create", target=tag.name)
     return _public(session, tag)
 
 
@@ -76,6 +78,7 @@ def rename_tag(*, session: Session, actor: User, old: str, new: TagCreate) -> Ta
     """Admins only. Renaming to another spelling of the same name is allowed."""
     require_admin(actor, "rename tags")
     tag = get_tag(session=session, name=old)
+    old_name = tag.name
     other = _by_name(session, new.name)
     if other is not None and other.id != tag.id:
         raise ConflictError(f"tag {other.name!r} already exists")
@@ -83,6 +86,7 @@ def rename_tag(*, session: Session, actor: User, old: str, new: TagCreate) -> Ta
     with conflict_on_duplicate(session, f"tag {new.name!r} already exists"):
         session.add(tag)
         session.flush()
+    audit.record(session, actor=actor, action="tags.rename", target=new.name, details={"from": old_name})
     return _public(session, tag)
 
 
@@ -95,4 +99,5 @@ def delete_tag(*, session: Session, actor: User, name: str) -> TagPublic:
     """Admins only. The tag's links go with it; the items stay."""
     gone = tag_to_delete(session=session, actor=actor, name=name)
     session.execute(delete(Tag).where(Tag.name == gone.name))
+    audit.record(session, actor=actor, action="tags.delete", target=gone.name, details={"items_untagged": gone.item_count})
     return gone

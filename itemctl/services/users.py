@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 
 from itemctl.core.errors import ConflictError, NotFoundError
 from itemctl.models import Item, User, UserCreate, UserPublic, UserUpdate
+from itemctl.services import audit
 from itemctl.services.common import conflict_on_duplicate
 from itemctl.services.identity import admin_exists, created_in_this_command, require_admin
 
@@ -65,6 +66,8 @@ def create_user(*, session: Session, actor: User, user_in: UserCreate) -> UserPu
     with conflict_on_duplicate(session, f"email {user_in.email!r} belongs to another user"):
         session.add(user)
         session.flush()
+    audit.record(session, actor=actor, action="users.create", target=user.username,
+                 details={"email": user.email, "is_admin": user.is_admin})
     return public_user(session=session, user=user)
 
 
@@ -92,6 +95,7 @@ def update_user(*, session: Session, actor: User, username: str, user_in: UserUp
     with conflict_on_duplicate(session, f"email {user.email!r} belongs to another user"):
         session.add(user)
         session.flush()
+    audit.record(session, actor=actor, action="users.update", target=user.username, details={"changes": changes})
     return public_user(session=session, user=user)
 
 
@@ -106,6 +110,8 @@ def delete_user(*, session: Session, actor: User, username: str) -> UserPublic:
     """Admins only; the user's items (and their tag links) go with it, tags stay."""
     gone = user_to_delete(session=session, actor=actor, username=username)
     session.execute(delete(User).where(User.id == gone.id))
+    audit.record(session, actor=actor, action="users.delete", target=gone.username,
+                 details={"items_deleted": gone.item_count, "was_admin": gone.is_admin})
     return gone
 
 

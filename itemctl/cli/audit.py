@@ -1,0 +1,36 @@
+"""``itemctl audit``: read the audit trail (admins only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from itemctl.cli.output import OutputOption, emit
+from itemctl.cli.runtime import command_session
+
+app = typer.Typer(help="Read the audit trail.", no_args_is_help=True)
+
+AUDIT_COLUMNS = ("at", "actor", "db_role", "action", "target", "details")
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    actor: Annotated[Optional[str], typer.Option("--actor", metavar="USERNAME", help="Only changes by this actor.")] = None,
+    action: Annotated[Optional[str], typer.Option("--action", metavar="ACTION", help="Only this action, e.g. items.import.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", metavar="ISO", help="Only changes at or after this time.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many entries.")] = 100,
+    output: OutputOption = None,
+) -> None:
+    """List audit entries, newest first (admins only).
+
+    Example: itemctl --as root audit list --action users.delete -o json
+    """
+    from itemctl.services import audit
+    from itemctl.services.items import parse_timestamp
+
+    after = parse_timestamp(since, "--since")
+    with command_session(ctx.obj) as (session, user):
+        entries = audit.list_entries(session=session, actor=user, by=actor, action=action, since=after, limit=limit)
+    emit([e.model_dump(mode="json") for e in entries], output, columns=AUDIT_COLUMNS, id_field="action")

@@ -1,0 +1,64 @@
+"""The audit trail: written by every service that changes data, in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from itemctl.models import AuditEntry, AuditPublic, User
+from itemctl.services.identity import require_admin
+
+MAX_LIMIT = 10_000
+
+
+def database_role(session: Session) -> str | None:
+    """The role the database knows us as (``session_user``), beside the claimed actor."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    cached = connection.info.get("itemctl.db_role")
+    if cached is None:
+        cached = connection.execute(text("SELECT session_user")).scalar_one()
+        connection.info["itemctl.db_role"] = cached
+    return cached
+
+
+def record(
+    session: Session,
+    *,
+    actor: User | str | None,
+    action: str,
+    target: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Add one entry; it commits or rolls back with the change it describes."""
+    name = actor.username if isinstance(actor, User) else actor
+    session.add(
+        AuditEntry(actor=name, db_role=database_role(session), action=action, target=target, details=details or {})
+    )
+    session.flush()
+
+
+def list_entries(
+    *,
+    session: Session,
+    actor: User,
+    by: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[AuditPublic]:
+    """Newest first; admins only."""
+    require_admin(actor, "read the audit trail")
+    statement = select(AuditEntry)
+    if by:
+        statement = statement.where(AuditEntry.actor == by)
+    if action:
+        statement = statement.where(AuditEntry.action == action)
+    if since:
+        statement = statement.where(AuditEntry.at >= since)
+    statement = statement.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    return [AuditPublic.model_validate(entry) for entry in session.exec(statement).all()]
