@@ -237,3 +237,81 @@ def alembic_engine(make_database):
     engine = create_db_engine(DatabaseTarget(make_database(migrated=False), "test"))
     yield engine
     engine.dispose()
+
+
+# -- PgBouncer in transaction mode, on a loopback port -------------------------------------
+
+REQUIRE_PGBOUNCER = os.environ.get("ITEMCTL_TEST_REQUIRE_PGBOUNCER") == "1"
+PGBOUNCER_PASSWORD = "bouncer-Secret-42"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_admin):
+    """Start PgBouncer (pool_mode = transaction) in front of the test server.
+
+    Yields a function turning a database URL into the same database through PgBouncer.
+    The role ``itemctl_bouncer`` must give its password there: PgBouncer checks it.
+    """
+    import shutil
+    import time
+
+    binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
+    if binary is None:
+        reason = "pgbouncer is not installed (apt-get install pgbouncer; .ci/run does)"
+        if REQUIRE_PGBOUNCER:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    postgres_admin.execute("DROP ROLE IF EXISTS itemctl_bouncer")
+    postgres_admin.execute(f"CREATE ROLE itemctl_bouncer LOGIN SUPERUSER PASSWORD '{PGBOUNCER_PASSWORD}'")
+    import tempfile
+    from pathlib import Path
+
+    # Not under pytest's private temporary directory: PgBouncer runs as another user.
+    directory = Path(tempfile.mkdtemp(prefix="itemctl-pgbouncer-"))
+    port = _free_port()
+    (directory / "users.txt").write_text(f'"itemctl_bouncer" "{PGBOUNCER_PASSWORD}"\n')
+    (directory / "pgbouncer.ini").write_text(
+        "[databases]\n* = host=127.0.0.1 port=5432\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\n"
+        f"auth_type = plain\nauth_file = {directory / 'users.txt'}\n"
+        "pool_mode = transaction\nmax_client_conn = 200\ndefault_pool_size = 5\n"
+        f"logfile = {directory / 'pgbouncer.log'}\npidfile = {directory / 'pgbouncer.pid'}\n"
+        "ignore_startup_parameters = extra_float_digits,options,application_name\n"
+    )
+    command = [binary, str(directory / "pgbouncer.ini")]
+    if os.geteuid() == 0:  # PgBouncer refuses to run as root
+        os.chmod(directory, 0o777)
+        for path in directory.iterdir():
+            os.chmod(path, 0o666)
+        command = [binary, "-u", "postgres", str(directory / "pgbouncer.ini")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    import socket
+
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail(f"pgbouncer did not start: {process.stderr.read().decode()}", pytrace=False)
+            time.sleep(0.1)
+
+    def through(url: str, password: str = PGBOUNCER_PASSWORD) -> str:
+        name = url.rpartition("/")[2]
+        return f"postgresql://itemctl_bouncer:{password}@127.0.0.1:{port}/{name}"
+
+    yield through
+    process.terminate()
+    process.wait(timeout=10)
+    shutil.rmtree(directory, ignore_errors=True)
+    postgres_admin.execute("DROP ROLE IF EXISTS itemctl_bouncer")

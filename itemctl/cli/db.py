@@ -24,6 +24,9 @@ def migrate_command(
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", metavar="S", help="Give up waiting for a table lock after S seconds (retried a few times).")
     ] = 5.0,
+    statement_timeout: Annotated[
+        float, typer.Option("--statement-timeout", metavar="S", help="Cancel any statement of the run that takes longer than S seconds (0: no limit).")
+    ] = 0,
 ) -> None:
     """Apply pending migrations; safe to run from several CI jobs at once.
 
@@ -44,6 +47,7 @@ def migrate_command(
             revision=revision,
             allow_destructive=allow_destructive,
             lock_timeout=lock_timeout,
+            statement_timeout=statement_timeout,
             actor=state.config().user,
         )
     if result.applied:

@@ -93,6 +93,19 @@ def unreachable_error(error: exc.DBAPIError, target: DatabaseTarget) -> Database
     )
 
 
+def _commit(session: Session) -> None:
+    """COMMIT; when the connection drops during it, nobody can say whether it happened."""
+    try:
+        session.commit()
+    except exc.DBAPIError as error:
+        if is_unreachable(error):
+            raise DatabaseUnavailable(
+                "the connection was lost during COMMIT: the change may or may not have been applied",
+                hint="check the data before running the command again",
+            ) from error
+        raise
+
+
 @contextmanager
 def session_scope(engine: Engine, *, rollback: bool = False) -> Iterator[Session]:
     """One transaction for the whole command: commit on success, roll back otherwise.
@@ -105,7 +118,7 @@ def session_scope(engine: Engine, *, rollback: bool = False) -> Iterator[Session
         if rollback:
             session.rollback()
         else:
-            session.commit()
+            _commit(session)
     except KeyboardInterrupt:
         session.rollback()
         raise Interrupted("interrupted; nothing was changed") from None

@@ -10,6 +10,7 @@ PgBouncer in transaction mode where a session-level lock would not.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, exc, text
 
+from itemctl.core.db import is_unreachable
 from itemctl.core.errors import SchemaError
 from itemctl.core.logging import notice
 from itemctl.models import SCHEMA_HEAD
@@ -30,7 +32,14 @@ MIGRATE_HINT = "run `itemctl db migrate`"
 
 
 def migrations_dir() -> Path:
-    """Inside an installed wheel the scripts sit in the package; in a checkout beside it."""
+    """Inside an installed wheel the scripts sit in the package; in a checkout beside it.
+
+    ``ITEMCTL_MIGRATIONS_DIR`` points elsewhere: for trying migration scripts under
+    development (and for the tests' deliberately slow or destructive revisions).
+    """
+    override = os.environ.get("ITEMCTL_MIGRATIONS_DIR")
+    if override:
+        return Path(override)
     package = Path(__file__).resolve().parent.parent
     shipped = package / "migrations"
     return shipped if shipped.is_dir() else package.parent / "migrations"
@@ -166,13 +175,33 @@ def _install_destructive_guard() -> None:
     _Guard.installed = True
 
 
-def _lock_and_limit(connection: Connection, lock_timeout: float) -> None:
+def _lock_and_limit(connection: Connection, lock_timeout: float, statement_timeout: float = 0) -> None:
+    """Take the migration lock, then bound every later statement of the transaction.
+
+    All settings are SET LOCAL: they end with the transaction, as PgBouncer's
+    transaction mode requires.
+    """
     if connection.dialect.name != "postgresql":
         return
+    if connection.dialect.server_version_info >= (14,):
+        # A killed client's backend notices within a second and rolls back, releasing
+        # the lock, even in the middle of a long statement.
+        connection.exec_driver_sql("SET LOCAL client_connection_check_interval = '1s'")
     # Wait as long as it takes for another migrator (it will finish), but never queue
     # behind an application's lock for longer than lock_timeout.
     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
     connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
+    if statement_timeout:
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'")
+
+
+def _first_line(error: exc.DBAPIError) -> str:
+    return str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+
+
+def _statement(error: exc.DBAPIError) -> str:
+    statement = " ".join((error.statement or "").split())
+    return statement if len(statement) <= 80 else statement[:77] + "..."
 
 
 def _is_lock_timeout(error: exc.DBAPIError) -> bool:
@@ -185,6 +214,7 @@ def migrate(
     revision: str = "head",
     allow_destructive: bool = False,
     lock_timeout: float = 5.0,
+    statement_timeout: float = 0,
     actor: str | None = None,
 ) -> MigrationResult:
     """Upgrade to ``revision`` in one transaction; retry a few times on lock timeouts.
@@ -202,7 +232,7 @@ def migrate(
                 engine.connect() as connection,
                 connection.begin(),
             ):
-                _lock_and_limit(connection, lock_timeout)
+                _lock_and_limit(connection, lock_timeout, statement_timeout)
                 before = _revision_in_transaction(connection)
                 command.upgrade(alembic_config(connection=connection), revision)
                 after = _revision_in_transaction(connection)
@@ -211,13 +241,18 @@ def migrate(
                     _audit_destructive(connection, actor, before, after, applied_drops)
             return MigrationResult(before, after, _applied_between(before, after), applied_drops)
         except exc.DBAPIError as error:
-            if not _is_lock_timeout(error):
+            if is_unreachable(error):
                 raise
+            if not _is_lock_timeout(error):
+                raise SchemaError(
+                    f"migration failed, the schema is unchanged: {_first_line(error)}",
+                    hint="fix the migration or the database, then run `itemctl db migrate` again",
+                ) from error
             attempt += 1
             if attempt > LOCK_RETRIES:
                 raise SchemaError(
                     f"migration gave up after {attempt} tries: a lock was held longer than "
-                    f"lock_timeout ({lock_timeout:g} s); the schema is unchanged",
+                    f"lock_timeout ({lock_timeout:g} s) for `{_statement(error)}`; the schema is unchanged",
                     hint="find the long transaction in pg_stat_activity, or raise --lock-timeout",
                 ) from error
             notice(f"waiting for a lock timed out; retrying ({attempt}/{LOCK_RETRIES})")
