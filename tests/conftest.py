@@ -269,8 +269,10 @@ def pgbouncer(postgres_admin):
         if REQUIRE_PGBOUNCER:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    postgres_admin.execute("DROP ROLE IF EXISTS itemctl_bouncer")
-    postgres_admin.execute(f"CREATE ROLE itemctl_bouncer LOGIN SUPERUSER PASSWORD '{PGBOUNCER_PASSWORD}'")
+    # The role is kept afterwards: it owns objects in test databases dropped later.
+    if not postgres_admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'itemctl_bouncer'").fetchone():
+        postgres_admin.execute("CREATE ROLE itemctl_bouncer LOGIN SUPERUSER")
+    postgres_admin.execute(f"ALTER ROLE itemctl_bouncer PASSWORD '{PGBOUNCER_PASSWORD}'")
     import tempfile
     from pathlib import Path
 
@@ -314,4 +316,3 @@ def pgbouncer(postgres_admin):
     process.terminate()
     process.wait(timeout=10)
     shutil.rmtree(directory, ignore_errors=True)
-    postgres_admin.execute("DROP ROLE IF EXISTS itemctl_bouncer")
