@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from itemctl.cli.completion import complete_tags, complete_usernames
 from itemctl.cli.output import OutputOption, confirm, echo_data, emit, must_ask
 from itemctl.cli.runtime import command_session
 from itemctl.core.logging import notice
@@ -24,11 +25,16 @@ ITEM_COLUMNS = ("id", "title", "description", "owner", "tags", "created_at", "up
 ITEM_CSV_COLUMNS = ("title", "description", "owner", "tags")  # what `items import` reads
 
 # The list filters, shared by list, count and export.
-OwnerFilter = Annotated[Optional[str], typer.Option("--owner", metavar="USERNAME", help="Only items of this user.")]
+OwnerFilter = Annotated[
+    Optional[str],
+    typer.Option("--owner", metavar="USERNAME", help="Only items of this user.", autocompletion=complete_usernames),
+]
 MineFilter = Annotated[bool, typer.Option("--mine", help="Only your own items.")]
 TagFilter = Annotated[
     Optional[list[str]],
-    typer.Option("--tag", metavar="TAG", help="Only items with this tag; repeat for items with all of them."),
+    typer.Option(
+        "--tag", metavar="TAG", help="Only items with this tag; repeat for items with all of them.", autocompletion=complete_tags
+    ),
 ]
 SearchFilter = Annotated[
     Optional[str], typer.Option("--search", metavar="TEXT", help="Titles containing TEXT (any case, literally).")
@@ -82,6 +88,7 @@ def list_command(
 ) -> None:
     """List items, newest first, 100 at a time.
 
+    \b
     Example: itemctl items list --tag urgent --search report -o json
     Next page: itemctl items list --after "$(itemctl items list -o id | tail -n 1)"
     """
@@ -135,7 +142,9 @@ def create_command(
     ctx: typer.Context,
     title: Annotated[str, typer.Argument(help="1-255 characters (trimmed).")],
     description: Annotated[Optional[str], typer.Option("--description", help="Up to 1000 characters.")] = None,
-    tag: Annotated[Optional[list[str]], typer.Option("--tag", metavar="TAG", help="Tag it; repeatable.")] = None,
+    tag: Annotated[
+        Optional[list[str]], typer.Option("--tag", metavar="TAG", help="Tag it; repeatable.", autocompletion=complete_tags)
+    ] = None,
     owner: Annotated[
         Optional[str], typer.Option("--owner", metavar="USERNAME", help="Owner (admins only; default: you).")
     ] = None,
@@ -187,7 +196,9 @@ def update_command(
 def tag_command(
     ctx: typer.Context,
     item_id: IdArgument,
-    tags: Annotated[list[str], typer.Argument(metavar="TAG...", help="Tags to add (created if new).")],
+    tags: Annotated[
+        list[str], typer.Argument(metavar="TAG...", help="Tags to add (created if new).", autocompletion=complete_tags)
+    ],
 ) -> None:
     """Add tags to an item.
 
@@ -204,7 +215,9 @@ def tag_command(
 def untag_command(
     ctx: typer.Context,
     item_id: IdArgument,
-    tags: Annotated[list[str], typer.Argument(metavar="TAG...", help="Tags to remove (the tags stay).")],
+    tags: Annotated[
+        list[str], typer.Argument(metavar="TAG...", help="Tags to remove (the tags stay).", autocompletion=complete_tags)
+    ],
 ) -> None:
     """Remove tags from an item.
 
@@ -282,6 +295,7 @@ def import_command(
     """Import items from a file in one transaction: all rows, or none.
 
     Fields: title (required), description, owner, tags (a list, or names joined by ;).
+
     Example: itemctl items import items.csv --mode skip --rejects rejected.jsonl
     """
     from itemctl.cli.progress import import_progress

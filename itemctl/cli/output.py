@@ -10,6 +10,7 @@ import csv
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from enum import Enum
 from functools import cache
 from typing import Annotated, Optional
@@ -95,14 +96,38 @@ def emit(
     out.flush()
 
 
+def relative_time(iso: str, now: datetime | None = None) -> str:
+    """``2026-11-26T06:22:40Z (3 min ago)``: for people, in tables only."""
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    seconds = ((now or datetime.now(timezone.utc)) - moment).total_seconds()
+    for size, unit in ((86400 * 365, "y"), (86400, "d"), (3600, "h"), (60, "min")):
+        if abs(seconds) >= size:
+            amount = f"{int(abs(seconds) // size)} {unit}"
+            break
+    else:
+        amount = f"{int(abs(seconds))} s"
+    when = f"{amount} ago" if seconds >= 0 else f"in {amount}"
+    return f"{moment.strftime('%Y-%m-%dT%H:%M:%SZ')} ({when})"
+
+
 def _table(rows: list[dict], columns: Sequence[str], title: str | None) -> None:
+    """A Rich table that fits the terminal: long text wraps, ids never break."""
     from rich.table import Table
 
     table = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "id")
+    timestamps = {c for c in columns if c == "at" or c.endswith("_at")}
     for row in rows:
-        table.add_row(*(_cell(row.get(c), list_separator=", ") for c in columns))
+        table.add_row(
+            *(
+                relative_time(row[c]) if c in timestamps and row.get(c) else _cell(row.get(c), list_separator=", ")
+                for c in columns
+            )
+        )
     stdout_console().print(table)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from itemctl.cli.completion import complete_tags
 from itemctl.cli.output import OutputOption, confirm, emit, must_ask
 from itemctl.cli.runtime import command_session
 from itemctl.core.logging import notice
@@ -47,7 +48,7 @@ def create_command(ctx: typer.Context, name: Annotated[str, typer.Argument(help=
 @app.command("rename")
 def rename_command(
     ctx: typer.Context,
-    old: Annotated[str, typer.Argument(help="Current name (any case).")],
+    old: Annotated[str, typer.Argument(help="Current name (any case).", autocompletion=complete_tags)],
     new: Annotated[str, typer.Argument(help="New name.")],
 ) -> None:
     """Rename a tag everywhere it is used (admins only).
@@ -67,7 +68,7 @@ def rename_command(
 @app.command("delete")
 def delete_command(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Tag to delete (any case).")],
+    name: Annotated[str, typer.Argument(help="Tag to delete (any case).", autocompletion=complete_tags)],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (required without a terminal).")] = False,
 ) -> None:
     """Delete a tag and its links; the items stay (admins only).

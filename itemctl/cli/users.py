@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from itemctl.cli.completion import complete_usernames
 from itemctl.cli.output import OutputOption, confirm, emit, must_ask
 from itemctl.cli.runtime import command_session
 from itemctl.core.logging import notice
@@ -13,7 +14,9 @@ from itemctl.core.logging import notice
 app = typer.Typer(help="Manage users.", no_args_is_help=True)
 
 USER_COLUMNS = ("id", "username", "email", "is_admin", "created_at", "item_count")
-UsernameArgument = Annotated[str, typer.Argument(metavar="USERNAME", help="Letters, digits and . _ @ -")]
+UsernameArgument = Annotated[
+    str, typer.Argument(metavar="USERNAME", help="Letters, digits and . _ @ -", autocompletion=complete_usernames)
+]
 
 
 def _emit_users(records, output) -> None:

@@ -76,3 +76,25 @@ def test_every_command_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = [name for name, _ in every_command() if f"itemctl {name}" not in readme]
     assert missing == []
+
+
+def test_the_command_reference_is_up_to_date():
+    from itemctl.cli.reference import render_reference
+    from tests.conftest import ROOT
+
+    expected = render_reference()
+    actual = (ROOT / "docs" / "cli.md").read_text()
+    assert actual == expected, "docs/cli.md is stale: uv run python -m itemctl.cli.reference > docs/cli.md"
+
+
+def test_a_command_checks_the_schema_without_loading_alembic(pg_url):
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from itemctl.cli import main\n"
+        f"code = main(['--database-url', {pg_url!r}, '--as', 'x', 'items', 'count'])\n"
+        "print(code, 'alembic' in sys.modules, file=sys.stderr)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert completed.stderr.strip().splitlines()[-1] == "0 False", completed.stderr
