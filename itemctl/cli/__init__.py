@@ -109,6 +109,10 @@ def _print_traceback() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run itemctl and return its exit code."""
+    if (sys.argv[1:] if argv is None else argv) == ["--version"]:
+        # Scripts and shells ask this often: answer before Typer builds the command tree.
+        print(f"itemctl {__version__}")
+        return 0
     try:
         result = app(args=argv, prog_name="itemctl", standalone_mode=False)
     except ItemctlError as error:

@@ -1,0 +1,157 @@
+"""Start-up and listing latency of itemctl against the floors of its stack, in one run.
+
+    uv run python benchmarks/cli.py                    # 1,000,000 items, 10 runs each
+    uv run python benchmarks/cli.py --rows 100000 --runs 5
+
+Fills a fresh database (100 owners, 0-3 of 50 tags per item) through `itemctl items
+import`, then prints the median wall time of each command below, the ratios to the
+references, and EXPLAIN for the listing queries (flagging any sequential scan of item or
+item_tag). The database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bulk  # noqa: E402  (the generator and helpers of the bulk benchmark)
+
+FIRST_PAGE = """
+SELECT i.id, i.title, i.description, u.username, i.created_at, i.updated_at
+FROM item i JOIN "user" u ON u.id = i.owner_id
+ORDER BY i.created_at DESC, i.id DESC LIMIT 100
+"""
+
+SQLMODEL_REFERENCE = """
+import json, sys
+from sqlmodel import Session, create_engine, select
+from sqlalchemy import text
+engine = create_engine(sys.argv[1].replace("postgresql://", "postgresql+psycopg://"))
+with Session(engine) as session:
+    rows = session.execute(text('''{page}''')).all()
+    ids = [r[0] for r in rows]
+    tags = {{}}
+    for item_id, name in session.execute(text(
+        "SELECT it.item_id, t.name FROM item_tag it JOIN tag t ON t.id = it.tag_id WHERE it.item_id = ANY(:ids)"
+    ), {{"ids": ids}}):
+        tags.setdefault(item_id, []).append(name)
+    print(json.dumps([{{"id": str(r[0]), "title": r[1], "description": r[2], "owner": r[3],
+        "tags": sorted(tags.get(r[0], [])), "created_at": r[4].isoformat(), "updated_at": r[5].isoformat()}} for r in rows]))
+""".format(page=FIRST_PAGE)
+
+PSYCOPG_REFERENCE = """
+import json, sys
+import psycopg
+with psycopg.connect(sys.argv[1]) as conn:
+    rows = conn.execute('''{page}''').fetchall()
+    ids = [r[0] for r in rows]
+    tags = {{}}
+    for item_id, name in conn.execute(
+        "SELECT it.item_id, t.name FROM item_tag it JOIN tag t ON t.id = it.tag_id WHERE it.item_id = ANY(%s)", (ids,)
+    ):
+        tags.setdefault(item_id, []).append(name)
+    print(json.dumps([{{"id": str(r[0]), "title": r[1], "description": r[2], "owner": r[3],
+        "tags": sorted(tags.get(r[0], [])), "created_at": r[4].isoformat(), "updated_at": r[5].isoformat()}} for r in rows]))
+""".format(page=FIRST_PAGE)
+
+
+def median_seconds(argv: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        completed = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        times.append(time.perf_counter() - started)
+        if completed.returncode != 0:
+            raise SystemExit(f"{argv[:5]} failed: {completed.stderr.decode()}")
+    return statistics.median(times)
+
+
+def explain(url: str, label: str, sql: str) -> None:
+    with psycopg.connect(url) as conn:
+        plan = [row[0] for row in conn.execute("EXPLAIN " + sql)]
+    scans = [line.strip() for line in plan if "Seq Scan on item" in line]
+    print(f"\n-- {label}: {'SEQUENTIAL SCAN: ' + '; '.join(scans) if scans else 'no sequential scan of item or item_tag'}")
+    print("\n".join(plan))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--server", default=os.environ.get("ITEMCTL_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    args = parser.parse_args()
+    server = bulk.Server(args.server)
+    py = sys.executable
+    try:
+        url = server.database(f"itemctl_bench_cli_{args.rows}")
+        owner_ids, tag_ids = bulk.prepare(url)
+        with tempfile.TemporaryDirectory() as work:
+            items_csv, _, _, _ = bulk.generate(args.rows, Path(work), owner_ids, tag_ids)
+            bulk.run(bulk.itemctl(url, "--as", "bench-admin", "items", "import", str(items_csv), "--no-progress"))
+        with psycopg.connect(url) as conn:
+            conn.execute("ANALYZE")
+            prefix = str(conn.execute("SELECT id FROM item ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()[0])[:8]
+        print(f"{args.rows:,} items; median of {args.runs} runs each")
+
+        itemctl = [py, "-m", "itemctl", "--database-url", url, "--as", "bench-admin"]
+        commands = {
+            "python -c pass": [py, "-c", "pass"],
+            'python -c "import typer"': [py, "-c", "import typer"],
+            "reference: sqlmodel + psycopg, first page": [py, "-c", SQLMODEL_REFERENCE, url],
+            "floor: psycopg alone, first page": [py, "-c", PSYCOPG_REFERENCE, url],
+            "itemctl --version": [py, "-m", "itemctl", "--version"],
+            "itemctl --help": [py, "-m", "itemctl", "--help"],
+            "itemctl items list -o json": itemctl + ["items", "list", "-o", "json"],
+            "itemctl items list --tag tag07": itemctl + ["items", "list", "--tag", "tag07", "-o", "json"],
+            "itemctl items get PREFIX": itemctl + ["items", "get", prefix, "-o", "json"],
+            "itemctl items count --owner user042": itemctl + ["items", "count", "--owner", "user042"],
+            "psql -c (first page)": ["psql", "-X", "-q", url, "-c", FIRST_PAGE],
+        }
+        medians = {}
+        for name, argv in commands.items():
+            medians[name] = median_seconds(argv, args.runs)
+            print(f"{name:45} {medians[name] * 1000:8.0f} ms", flush=True)
+
+        typer_ms = medians['python -c "import typer"']
+        reference = medians["reference: sqlmodel + psycopg, first page"]
+        floor = medians["floor: psycopg alone, first page"]
+        print()
+        for name, base, base_name, target in (
+            ("itemctl --version", typer_ms, "import typer", 1.2),
+            ("itemctl --help", typer_ms, "import typer", 1.2),
+            ("itemctl items list -o json", reference, "the SQLModel reference", 1.2),
+            ("itemctl items list -o json", floor, "the psycopg floor", 1.5),
+        ):
+            ratio = medians[name] / base
+            print(f"{name:28} / {base_name:24} {ratio:5.2f}x  (target <= {target}x: {'met' if ratio <= target else 'MISSED'})")
+
+        explain(url, "items list (first page, newest first)", FIRST_PAGE)
+        explain(
+            url,
+            "items list --tag tag07",
+            "SELECT i.id FROM item i WHERE EXISTS (SELECT 1 FROM item_tag it JOIN tag t ON t.id = it.tag_id "
+            "WHERE it.item_id = i.id AND lower(t.name) = lower('tag07')) ORDER BY i.created_at DESC, i.id DESC LIMIT 100",
+        )
+        explain(
+            url,
+            "items list --owner user042",
+            "SELECT i.id FROM item i WHERE i.owner_id = (SELECT id FROM \"user\" WHERE username = 'user042') "
+            "ORDER BY i.created_at DESC, i.id DESC LIMIT 100",
+        )
+        explain(url, "items count --owner user042", "SELECT count(*) FROM item i WHERE i.owner_id = (SELECT id FROM \"user\" WHERE username = 'user042')")
+        explain(url, "items get PREFIX", f"SELECT * FROM item WHERE id >= '{prefix}000000000000000000000000'::uuid AND id <= '{prefix}ffffffffffffffffffffffff'::uuid LIMIT 6")
+    finally:
+        server.drop_all()
+
+
+if __name__ == "__main__":
+    main()
