@@ -96,7 +96,8 @@ def main() -> None:
         owner_ids, tag_ids = bulk.prepare(url)
         with tempfile.TemporaryDirectory() as work:
             items_csv, _, _, _ = bulk.generate(args.rows, Path(work), owner_ids, tag_ids)
-            bulk.run(bulk.itemctl(url, "--as", "bench-admin", "items", "import", str(items_csv), "--no-progress"))
+            fill = bulk.run(bulk.itemctl(url, "--as", "bench-admin", "items", "import", str(items_csv), "--no-progress"))
+        print(f"filled by itemctl items import: {fill.seconds:.1f} s, {args.rows / fill.seconds:,.0f} rows/s, peak RSS {fill.peak_rss_mb:.0f} MB")
         with psycopg.connect(url) as conn:
             conn.execute("ANALYZE")
             prefix = str(conn.execute("SELECT id FROM item ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()[0])[:8]
