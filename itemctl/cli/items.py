@@ -309,7 +309,7 @@ def import_command(
     rejects_file = open(rejects, "w", encoding="utf-8") if rejects else None  # noqa: SIM115
     try:
         with (
-            import_progress(enabled=not no_progress, stream=stream, total_bytes=size) as on_progress,
+            import_progress(enabled=not no_progress, stream=stream, total_bytes=size) as (on_progress, on_phase),
             command_session(ctx.obj, rollback=dry_run) as (session, actor),
         ):
             summary = bulk.import_items(
@@ -325,6 +325,7 @@ def import_command(
                     exclusive=exclusive,
                     rejects=bulk.Rejects(rejects_file) if rejects_file else None,
                     on_progress=on_progress,
+                    on_phase=on_phase,
                     on_notice=notice,
                 ),
             )

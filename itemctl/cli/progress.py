@@ -13,13 +13,14 @@ from itemctl.core.logging import is_quiet
 @contextmanager
 def import_progress(
     *, enabled: bool, stream: IO[bytes], total_bytes: int | None
-) -> Iterator[Callable[[int], None] | None]:
-    """Yield a callback taking the number of rows read, or None when nothing is drawn.
+) -> Iterator[tuple[Callable[[int], None] | None, Callable[[str], None] | None]]:
+    """Yield callbacks (rows read so far; phase name), or Nones when nothing is drawn.
 
     For a file, the bar shows the share of its bytes read; for stdin only rows and rows/s.
+    Once everything is read, it names the phase the database is in (checking, writing).
     """
     if not enabled or is_quiet() or not sys.stderr.isatty():
-        yield None
+        yield None, None
         return
     from rich.progress import (
         BarColumn,
@@ -31,14 +32,18 @@ def import_progress(
 
     from itemctl.cli.output import stderr_console
 
-    columns = [TextColumn("importing"), BarColumn(), TaskProgressColumn()] if total_bytes else [TextColumn("importing")]
+    label = TextColumn("{task.description}")
+    columns = [label, BarColumn(), TaskProgressColumn()] if total_bytes else [label]
     columns += [TextColumn("{task.fields[rows]:,} rows, {task.fields[rate]:,.0f} rows/s"), TimeElapsedColumn()]
     with Progress(*columns, console=stderr_console(), transient=True) as progress:
-        task = progress.add_task("import", total=total_bytes, rows=0, rate=0.0)
+        task = progress.add_task("importing", total=total_bytes, rows=0, rate=0.0)
 
         def update(rows: int) -> None:
             elapsed = progress.tasks[0].elapsed or 0
-            position = stream.tell() if total_bytes else None
+            position = stream.tell() if total_bytes and not stream.closed else None
             progress.update(task, completed=position, rows=rows, rate=rows / elapsed if elapsed else 0.0)
 
-        yield update
+        def phase(name: str) -> None:
+            progress.update(task, description=name)
+
+        yield update, phase

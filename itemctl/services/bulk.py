@@ -65,10 +65,14 @@ def _text(stream: IO[bytes]) -> IO[str]:
 def read_records(stream: IO[bytes], fmt: Format) -> Iterator[Record]:
     """Parse the input lazily; a malformed file raises InvalidInput naming the line."""
     reader = {"csv": _read_csv, "jsonl": _read_jsonl, "json": _read_json_array}[fmt]
+    text_stream = _text(stream)
     try:
-        yield from reader(_text(stream))
+        yield from reader(text_stream)
     except UnicodeDecodeError as error:
         raise InvalidInput(f"the input is not valid UTF-8 ({error.reason} at byte {error.start})") from None
+    finally:
+        # The caller owns the stream: let go of it rather than close it with the wrapper.
+        text_stream.detach()
 
 
 def _read_csv(text_stream: IO[str]) -> Iterator[Record]:
@@ -314,6 +318,7 @@ class ImportOptions:
     exclusive: bool = False
     rejects: Rejects | None = None
     on_progress: Callable[[int], None] | None = None  # called with the rows read so far
+    on_phase: Callable[[str], None] | None = None  # "checking", then "writing"
     on_notice: Callable[[str], None] | None = None
 
 
@@ -369,6 +374,8 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
 
 def _check_and_write(loader: _Loader, options: ImportOptions, invalid: _Problems, summary: ImportSummary) -> None:
     """Set-based checks over the staged rows, then the writes."""
+    phase = options.on_phase or (lambda name: None)
+    phase("checking")
     if options.rejects:
         loader.reject_unknown_owners_and_duplicates()
     else:
@@ -379,6 +386,7 @@ def _check_and_write(loader: _Loader, options: ImportOptions, invalid: _Problems
             raise InvalidInput(invalid.report("invalid"))
     if options.mode == "insert":
         loader.check_conflicts()
+    phase("writing")
     try:
         summary.inserted, summary.updated = loader.write()
     except _RepeatedRows:

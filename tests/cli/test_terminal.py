@@ -38,3 +38,17 @@ def test_completion_offers_tags_and_usernames(itemctl, pg_url):
     assert complete("itemctl items list --tag O", pg_url) == ["Ops"]
     assert complete("itemctl users get al", pg_url) == ["alice"]
     assert complete("itemctl users get al", "postgresql://nobody@127.0.0.1:1/none") == []
+
+
+def test_the_progress_bar_on_a_terminal_and_never_when_piped(itemctl, monkeypatch, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\n" + "".join(f"row {i}\n" for i in range(2500)))
+    piped = itemctl("--as", "alice", "items", "import", str(rows))
+    assert piped.exit_code == 0 and "importing" not in piped.stderr
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    rows.write_text("title\n" + "".join(f"more {i}\n" for i in range(2500)))
+    shown = itemctl("--as", "alice", "items", "import", str(rows))
+    assert shown.exit_code == 0, shown
+    assert "imported: read 2500, inserted 2500" in shown.stderr
+    quiet = itemctl("--as", "alice", "items", "import", str(rows), "--mode", "skip", "--no-progress")
+    assert quiet.exit_code == 0 and "importing" not in quiet.stderr
