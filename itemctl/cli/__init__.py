@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Annotated, Optional
 
 import typer
@@ -21,8 +22,8 @@ from itemctl.cli.items import app as items_app
 from itemctl.cli.runtime import State
 from itemctl.cli.tags import app as tags_app
 from itemctl.cli.users import app as users_app
-from itemctl.core.errors import ItemctlError, redact
-from itemctl.core.logging import is_verbose, set_verbosity
+from itemctl.core.errors import ItemctlError, TransientConflict, redact
+from itemctl.core.logging import is_verbose, notice, set_verbosity
 
 app = typer.Typer(
     name="itemctl",
@@ -107,19 +108,47 @@ def _print_traceback() -> None:
     print(redact(traceback.format_exc()), file=sys.stderr, end="", flush=True)
 
 
+TRANSIENT_ATTEMPTS = 3
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run itemctl and return its exit code."""
-    if (sys.argv[1:] if argv is None else argv) == ["--version"]:
+    """Run itemctl and return its exit code.
+
+    A command is one transaction, so one that failed on a serialization failure or a
+    deadlock left nothing behind and printed no data: it is run again, a bounded number of
+    times (never when it read stdin, which cannot be read twice).
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args == ["--version"]:
         # Scripts and shells ask this often: answer before Typer builds the command tree.
         print(f"itemctl {__version__}")
         return 0
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            return _run(args)
+        except TransientConflict as error:
+            if attempt == TRANSIENT_ATTEMPTS or "-" in args:
+                return _fail(error)
+            notice(f"{error.message}; trying again ({attempt}/{TRANSIENT_ATTEMPTS - 1})")
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _fail(error: ItemctlError) -> int:
+    if _traceback_wanted():
+        _print_traceback()
+    _error(error.message, error.hint)
+    return error.exit_code
+
+
+def _run(args: list[str]) -> int:
+    """One invocation; every error but a transient conflict becomes an exit code here."""
     try:
-        result = app(args=argv, prog_name="itemctl", standalone_mode=False)
+        result = app(args=args, prog_name="itemctl", standalone_mode=False)
+    except TransientConflict:
+        raise
     except ItemctlError as error:
-        if _traceback_wanted():
-            _print_traceback()
-        _error(error.message, error.hint)
-        return error.exit_code
+        return _fail(error)
     except typer.TyperException as error:  # usage errors: unknown option, missing argument
         _error(error.format_message(), "see --help")
         return getattr(error, "exit_code", 2)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from itemctl.core.errors import ConflictError
+from itemctl.core.errors import TransientConflict
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -70,8 +70,8 @@ def database_errors(state: State) -> Iterator[None]:
         if is_unreachable(error):
             raise unreachable_error(error, state.config().database) from error
         if getattr(error.orig, "sqlstate", None) in ("40001", "40P01"):
-            raise ConflictError(
-                "the change collided with a concurrent one and was rolled back",
+            raise TransientConflict(
+                "the change collided with a concurrent one (serialization failure or deadlock) and was rolled back",
                 hint="run the command again",
             ) from error
         raise

@@ -35,6 +35,10 @@ class ConflictError(ItemctlError):
     exit_code = 4
 
 
+class TransientConflict(ConflictError):
+    """A serialization failure or deadlock: rolled back, and worth running again."""
+
+
 class PermissionDenied(ItemctlError):
     """The actor may not do this, or there is no actor."""
 

@@ -98,3 +98,43 @@ def test_a_command_checks_the_schema_without_loading_alembic(pg_url):
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert completed.stderr.strip().splitlines()[-1] == "0 False", completed.stderr
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def test_a_deadlocked_command_is_run_again_and_a_duplicate_never(itemctl, monkeypatch):
+    from sqlalchemy import exc
+
+    from itemctl.services import items
+
+    real = items.count_items
+    calls = []
+
+    def flaky(**kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise exc.OperationalError("SELECT count(*) FROM item", {}, _Deadlock("deadlock detected"))
+        return real(**kw)
+
+    monkeypatch.setattr(items, "count_items", flaky)
+    result = itemctl("--as", "alice", "items", "count")
+    assert result.exit_code == 0 and result.stdout == "0\n" and len(calls) == 2
+    assert "trying again (1/2)" in result.stderr
+
+    calls.clear()
+    monkeypatch.setattr(items, "count_items", lambda **kw: _always(calls))
+    stuck = itemctl("--as", "alice", "items", "count")
+    assert stuck.exit_code == 4 and len(calls) == 3 and "deadlock" in stuck.stderr
+
+    itemctl("--as", "alice", "items", "create", "once")
+    duplicate = itemctl("--as", "alice", "items", "create", "once")
+    assert duplicate.exit_code == 4 and "trying again" not in duplicate.stderr
+
+
+def _always(calls):
+    from sqlalchemy import exc
+
+    calls.append(1)
+    raise exc.OperationalError("SELECT 1", {}, _Deadlock("deadlock detected"))
