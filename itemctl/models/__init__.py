@@ -3,7 +3,7 @@
 # The Alembic revision these models describe. Commands compare it with the database's
 # alembic_version in one cheap query, without loading Alembic; a test keeps it equal to
 # the newest revision in migrations/versions.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 from itemctl.models.audit import AuditEntry, AuditPublic
 from itemctl.models.base import NAMING_CONVENTION, UTCDateTime

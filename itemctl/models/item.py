@@ -102,7 +102,7 @@ class Item(ItemBase, table=True):
     __table_args__ = (
         UniqueConstraint("owner_id", "title"),
         Index("ix_item_created_at_id", "created_at", "id"),
-        Index("ix_item_owner_id_created_at", "owner_id", "created_at"),
+        Index("ix_item_owner_id_created_at_id", "owner_id", "created_at", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

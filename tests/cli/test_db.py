@@ -84,8 +84,8 @@ def test_downgrade_needs_yes_without_a_terminal(run, make_database):
     refused = run("--database-url", url, "db", "downgrade", "base")
     assert refused.exit_code == 2 and "--yes" in refused.stderr
     assert version_rows(url) == [SCHEMA_HEAD]
-    one_back = run("--database-url", url, "db", "downgrade", "-1", "--yes")
-    assert one_back.exit_code == 0, one_back
+    two_back = run("--database-url", url, "db", "downgrade", "-2", "--yes")
+    assert two_back.exit_code == 0, two_back
     assert "audit_log" not in tables(url) and version_rows(url) == ["0001"]
     done = run("--database-url", url, "db", "downgrade", "base", "--yes")
     assert done.exit_code == 0, done
