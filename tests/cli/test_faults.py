@@ -303,3 +303,26 @@ def test_verbose_logs_statements_but_never_parameters_or_passwords(pg_url):
     assert "sql: SELECT" in result.stderr and " ms]" in result.stderr
     assert "secret-holder" not in result.stderr  # a parameter
     assert CANARY not in result.stdout + result.stderr
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(pg_url):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "itemctl", "--database-url", pg_url, "--as", "alice", "items", "import", "-", "--format", "jsonl"],
+        env=process_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdin.write('{"title": "half"}\n' * 10)
+    process.stdin.flush()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the import is under way
+        if scalar(pg_url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY import_row%'"):
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr.startswith("error: interrupted") and "Traceback" not in stderr
+    assert scalar(pg_url, "SELECT count(*) FROM item") == 0
