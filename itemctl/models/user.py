@@ -16,6 +16,11 @@ USERNAME_CHARACTERS = re.compile(r"[A-Za-z0-9._@-]+")
 USERNAME_MAX = 255
 
 
+def blank_is_none(value):
+    """An empty email means none (``--email ""`` clears one)."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 def check_username(value: str) -> str:
     """1-255 characters of letters, digits and ``. _ @ -`` (the rule, once)."""
     if len(value) > USERNAME_MAX:
@@ -32,10 +37,7 @@ class UserBase(SQLModel):
 
     _username = field_validator("username")(check_username)
 
-    @field_validator("email", mode="before")
-    @classmethod
-    def _blank_email_is_none(cls, value):
-        return None if isinstance(value, str) and not value.strip() else value
+    _blank_email = field_validator("email", mode="before")(blank_is_none)
 
 
 class UserCreate(UserBase):
@@ -45,6 +47,8 @@ class UserCreate(UserBase):
 class UserUpdate(SQLModel):
     email: EmailStr | None = Field(default=None, max_length=255)
     is_admin: bool | None = None
+
+    _blank_email = field_validator("email", mode="before")(blank_is_none)
 
 
 class User(UserBase, table=True):

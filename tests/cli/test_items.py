@@ -212,3 +212,21 @@ def test_any_accepted_title_and_description_round_trip(alice, title, description
     got = alice("items", "get", created.json()["id"], "-o", "json").json()
     assert (got["title"], got["description"]) == (title, description)
     alice("items", "delete", got["id"], "--yes")
+
+
+def test_a_closed_pipe_ends_quietly(pg_url):
+    import subprocess
+    import sys
+
+    from tests.conftest import process_env
+
+    command = [sys.executable, "-m", "itemctl", "--database-url", pg_url, "--as", "alice"]
+    subprocess.run(command + ["items", "import", "-", "--format", "jsonl"], input="".join(
+        f'{{"title": "row {i}", "description": "{"d" * 500}"}}\n' for i in range(3000)
+    ), text=True, env=process_env(), check=True, capture_output=True)
+    pipeline = subprocess.run(
+        " ".join(f"'{part}'" for part in command + ["items", "list", "--limit", "3000"]) + " | head -n 1",
+        shell=True, capture_output=True, text=True, env=process_env(), executable="/bin/bash",
+    )
+    assert pipeline.stdout.startswith("id\ttitle")
+    assert "error" not in pipeline.stderr and "Traceback" not in pipeline.stderr

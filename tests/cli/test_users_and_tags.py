@@ -96,3 +96,10 @@ def test_tags_lifecycle(as_):
 def test_production_without_identity_exits_5(run, pg_url):
     result = run("--database-url", pg_url, "--env", "production", "items", "list")
     assert result.exit_code == 5 and "--as" in result.stderr
+
+
+def test_an_empty_email_clears_it(as_):
+    as_("root", "users", "create", "root", "--admin", "--email", "root@example.com")
+    cleared = as_("root", "users", "update", "root", "--email", "", "-o", "json")
+    assert cleared.exit_code == 0 and cleared.json()["email"] is None
+    assert as_("root", "users", "update", "root", "--email", "not-an-email").exit_code == 6
