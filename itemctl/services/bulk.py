@@ -535,6 +535,7 @@ class _PostgresLoader(_Loader):
             self._take_tables()
         self.cursor.execute("DROP TABLE IF EXISTS pg_temp.import_row")
         self.cursor.execute(self.STAGING)
+        self.tag_names: set[str] = set()
         columns = "line, rownum, title, description, owner, tags, source"
         with self.cursor.copy(f"COPY import_row ({columns}) FROM STDIN") as self.copy:
             yield
@@ -545,6 +546,9 @@ class _PostgresLoader(_Loader):
         self.copy.write_row(
             (row.line, row.row, row.title, row.description, row.owner, ";".join(row.tags) or None, self._source_json(row))
         )
+        # The distinct names seen (bounded by the number of tags, not of rows): when the
+        # database knows them all, the pass that creates new tags is skipped.
+        self.tag_names.update(row.tags)
 
     def _exec(self, sql: str) -> int:
         self.cursor.execute(sql)
@@ -599,6 +603,42 @@ class _PostgresLoader(_Loader):
         self.cursor.execute("RELEASE SAVEPOINT import_items")
         # New tags only: the names not known yet (in any case) are filtered first, so a
         # load into existing tags sorts nothing; a new name keeps its first spelling.
+        if self._any_new_tag():
+            self._create_tags(written)
+        target = "coalesce(s.existing_id, s.id)" if mode == "upsert" else "s.id"
+        try:
+            self._exec(
+                f"""
+                INSERT INTO item_tag (item_id, tag_id)
+                SELECT {target}, x.id
+                FROM import_row s
+                CROSS JOIN LATERAL unnest(string_to_array(s.tags, ';')) AS t(name)
+                JOIN tag x ON lower(x.name) = lower(t.name)
+                WHERE s.tags IS NOT NULL AND {written}
+                """
+            )
+        except UniqueViolation:
+            # Repeats within a row are dropped on the client, in Python's case rules; the
+            # database's lower() may still fold two of them together (rare letters).
+            raise InvalidInput(
+                "a row names one tag twice in different case (as the database folds case); nothing was imported"
+            ) from None
+        if self.options.exclusive:
+            self._restore_constraints()
+        self.cursor.execute("DROP TABLE import_row")
+        return inserted, updated
+
+    def _any_new_tag(self) -> bool:
+        if not self.tag_names:
+            return False
+        self.cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM unnest(%s::text[]) n(name) "
+            "WHERE NOT EXISTS (SELECT 1 FROM tag x WHERE lower(x.name) = lower(n.name)))",
+            (sorted(self.tag_names),),
+        )
+        return self.cursor.fetchone()[0]
+
+    def _create_tags(self, written: str) -> None:
         self._exec(
             f"""
             INSERT INTO tag (id, name)
@@ -615,21 +655,6 @@ class _PostgresLoader(_Loader):
             ON CONFLICT DO NOTHING
             """
         )
-        target = "coalesce(s.existing_id, s.id)" if mode == "upsert" else "s.id"
-        self._exec(
-            f"""
-            INSERT INTO item_tag (item_id, tag_id)
-            SELECT {target}, x.id
-            FROM import_row s
-            CROSS JOIN LATERAL unnest(string_to_array(s.tags, ';')) AS t(name)
-            JOIN tag x ON lower(x.name) = lower(t.name)
-            WHERE s.tags IS NOT NULL AND {written}
-            """
-        )
-        if self.options.exclusive:
-            self._restore_constraints()
-        self.cursor.execute("DROP TABLE import_row")
-        return inserted, updated
 
     # --exclusive: one lock for the whole load, foreign keys validated once at the end.
 
