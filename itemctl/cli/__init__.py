@@ -6,7 +6,6 @@ stderr and its exit code; anything else is a bug (exit 1). Tracebacks only with
 ``--version`` stay fast.
 """
 
-from __future__ import annotations
 
 import os
 import sys

@@ -6,8 +6,6 @@ stdout; everything for people goes to stderr.
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -45,6 +43,8 @@ def _cell(value, *, list_separator: str) -> str:
     if isinstance(value, list):
         return list_separator.join(str(v) for v in value)
     if isinstance(value, dict):
+        import json
+
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
 
@@ -65,6 +65,9 @@ def emit(
     title: str | None = None,
 ) -> None:
     """Print one record (a dict) or a list of records in the chosen format."""
+    import csv  # here, not at the top: --help and --version never need them
+    import json
+
     single = isinstance(records, dict)
     rows = [records] if single else records
     out = sys.stdout

@@ -1,6 +1,7 @@
 """``itemctl tags``: list, create, rename and delete tags."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Typer would evaluate every string
+# annotation again when it builds the command tree, which --help pays for on each call.
 
 from typing import Annotated
 
