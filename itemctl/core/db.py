@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,8 +13,10 @@ from itemctl.core.config import DatabaseTarget
 from itemctl.core.errors import DatabaseUnavailable, Interrupted, redact
 from itemctl.core.logging import is_verbose, log_statements
 
-# SQLSTATE classes that mean "could not talk to the database at all".
-_UNREACHABLE_SQLSTATES = ("08", "28", "3D")
+# SQLSTATEs that mean "could not talk to the database (any more)": connection
+# exceptions, authentication, unknown database, and the server ending the session
+# (administrator, crash or shutdown: 57P01-57P03; not 57014, a cancelled statement).
+_UNREACHABLE_SQLSTATES = ("08", "28", "3D", "57P01", "57P02", "57P03")
 
 
 def create_db_engine(target: DatabaseTarget, *, connect_timeout: float = 10) -> Engine:
@@ -39,6 +42,10 @@ def create_db_engine(target: DatabaseTarget, *, connect_timeout: float = 10) -> 
         _sqlite_transactions(engine)
     if is_verbose():
         log_statements(engine)
+    else:
+        # psycopg logs, for example, "error ignored terminating Copy" when the server
+        # ends a session mid-COPY; the error itself reaches the user as one line.
+        logging.getLogger("psycopg").addHandler(logging.NullHandler())
     return engine
 
 
@@ -88,7 +95,7 @@ def unreachable_error(error: exc.DBAPIError, target: DatabaseTarget) -> Database
         where = target.source
     reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
     return DatabaseUnavailable(
-        redact(f"cannot connect to {where}: {reason}"),
+        redact(f"database {where} is unreachable: {reason}"),
         hint=f"database from {target.source}",
     )
 

@@ -196,7 +196,7 @@ def test_killed_or_terminated_imports_leave_before_or_after_never_between(make_d
     for run_number in range(20):
         reset(url)
         started = time.monotonic()
-        process = subprocess.Popen(import_args, env=process_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(import_args, env=process_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         delay = rng.uniform(0.2, clean_seconds * 1.05)  # anywhere from start-up to COMMIT
         while time.monotonic() - started < delay and process.poll() is None:
             time.sleep(0.05)
@@ -208,7 +208,12 @@ def test_killed_or_terminated_imports_leave_before_or_after_never_between(make_d
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND application_name = 'itemctl' AND pid <> pg_backend_pid()"
                 )
-        process.wait(timeout=120)
+        _, stderr = process.communicate(timeout=120)
+        if run_number % 2:
+            assert process.returncode == -signal.SIGKILL
+        elif process.returncode != 0:  # terminated before it committed: told, in one line
+            assert process.returncode == 7, stderr
+            assert stderr.startswith("error:") and len(stderr.strip().splitlines()) == 1, stderr
         # The server may still be rolling back a killed client's transaction.
         deadline = time.monotonic() + 30
         while scalar(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'itemctl' "
