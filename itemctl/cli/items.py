@@ -322,7 +322,6 @@ def import_command(
                     source="stdin" if file == "-" else file,
                     mode=mode.value,
                     owner=owner,
-                    dry_run=dry_run,
                     exclusive=exclusive,
                     rejects=bulk.Rejects(rejects_file) if rejects_file else None,
                     on_progress=on_progress,

@@ -62,7 +62,6 @@ def emit(
     columns: Sequence[str],
     id_field: str = "id",
     csv_columns: Sequence[str] | None = None,
-    title: str | None = None,
 ) -> None:
     """Print one record (a dict) or a list of records in the chosen format."""
     import csv  # here, not at the top: --help and --version never need them
@@ -91,7 +90,7 @@ def emit(
         for row in rows:
             writer.writerow([_cell(row.get(c), list_separator=";") for c in csv_columns])
     elif fmt is OutputFormat.table:
-        _table(list(rows), columns, title)
+        _table(list(rows), columns)
     else:
         out.write("\t".join(columns) + "\n")
         for row in rows:
@@ -116,11 +115,11 @@ def relative_time(iso: str, now: datetime | None = None) -> str:
     return f"{moment.strftime('%Y-%m-%dT%H:%M:%SZ')} ({when})"
 
 
-def _table(rows: list[dict], columns: Sequence[str], title: str | None) -> None:
+def _table(rows: list[dict], columns: Sequence[str]) -> None:
     """A Rich table that fits the terminal: long text wraps, ids never break."""
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False, header_style="bold")
+    table = Table(show_lines=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold", no_wrap=column == "id")
     timestamps = {c for c in columns if c == "at" or c.endswith("_at")}

@@ -314,7 +314,6 @@ class ImportOptions:
     source: str | None = None  # the file name, for the audit trail
     mode: Mode = "insert"
     owner: str | None = None
-    dry_run: bool = False
     exclusive: bool = False
     rejects: Rejects | None = None
     on_progress: Callable[[int], None] | None = None  # called with the rows read so far
