@@ -173,9 +173,12 @@ def isolated(monkeypatch, tmp_path):
 def run(isolated, capsys, monkeypatch):
     """Run itemctl in this process through ``main()``, the real error boundary."""
 
-    def call(*args: str, input: str = "") -> Result:
+    def call(*args: str, input: str = "", terminal: bool = False) -> Result:
         capsys.readouterr()
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(input.encode()), encoding="utf-8"))
+        stdin = io.TextIOWrapper(io.BytesIO(input.encode()), encoding="utf-8")
+        if terminal:  # as if a person were typing: confirmations are asked
+            stdin.isatty = lambda: True
+        monkeypatch.setattr(sys, "stdin", stdin)
         code = main([str(a) for a in args])
         out, err = capsys.readouterr()
         return Result(code, out, err)
@@ -187,8 +190,8 @@ def run(isolated, capsys, monkeypatch):
 def itemctl(run, pg_url):
     """Run itemctl against the test's (empty, migrated) PostgreSQL database."""
 
-    def call(*args: str, input: str = "") -> Result:
-        return run("--database-url", pg_url, *args, input=input)
+    def call(*args: str, input: str = "", terminal: bool = False) -> Result:
+        return run("--database-url", pg_url, *args, input=input, terminal=terminal)
 
     return call
 

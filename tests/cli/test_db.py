@@ -245,3 +245,8 @@ def test_migrate_from_an_installed_wheel_outside_the_checkout(tmp_path, make_dat
     )
     assert completed.returncode == 0, completed.stderr
     assert version_rows(url) == [SCHEMA_HEAD]
+
+
+def test_downgrade_steps_of_a_database_never_migrated_is_a_schema_error(run, empty_db):
+    result = run("--database-url", empty_db, "db", "downgrade", "-1", "--yes")
+    assert result.exit_code == 8 and "no itemctl schema" in result.stderr

@@ -199,3 +199,10 @@ def test_a_real_process_reads_stdin_and_shows_no_progress_when_piped(pg_url):
     assert result.exit_code == 0, result
     assert result.stderr.startswith("imported: read 1, inserted 1")
     assert "\x1b[" not in result.stderr
+
+
+def test_an_unreadable_input_is_invalid(alice, tmp_path):
+    folder = tmp_path / "not-a-file.csv"
+    folder.mkdir()
+    result = alice("items", "import", str(folder))
+    assert result.exit_code == 6 and "cannot read" in result.stderr

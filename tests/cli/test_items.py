@@ -230,3 +230,17 @@ def test_a_closed_pipe_ends_quietly(pg_url):
     )
     assert pipeline.stdout.startswith("id\ttitle")
     assert "error" not in pipeline.stderr and "Traceback" not in pipeline.stderr
+
+
+def test_a_prompt_on_a_terminal_deletes_only_on_yes(alice, report, pg_url):
+    refused = alice("items", "delete", report["id"], input="n\n", terminal=True)
+    assert refused.exit_code == 2 and "not confirmed" in refused.stderr
+    assert "Report" in refused.stderr  # the prompt shows what would go
+    assert rows(pg_url, "SELECT count(*) FROM item") == [(1,)]
+    accepted = alice("items", "delete", report["id"], input="y\n", terminal=True)
+    assert accepted.exit_code == 0 and rows(pg_url, "SELECT count(*) FROM item") == [(0,)]
+
+
+def test_after_and_offset_cannot_be_combined(alice, report):
+    result = alice("items", "list", "--after", report["id"], "--offset", "1")
+    assert result.exit_code == 2 and "--after" in result.stderr

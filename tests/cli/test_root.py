@@ -138,3 +138,33 @@ def _always(calls):
 
     calls.append(1)
     raise exc.OperationalError("SELECT 1", {}, _Deadlock("deadlock detected"))
+
+
+def test_a_bug_is_exit_1_in_one_line_and_a_traceback_only_when_asked(itemctl, monkeypatch):
+    from itemctl.services import items
+
+    def broken(**kw):
+        raise RuntimeError("something we did not foresee")
+
+    monkeypatch.setattr(items, "count_items", broken)
+    plain = itemctl("--as", "alice", "items", "count")
+    assert plain.exit_code == 1 and len(plain.stderr.strip().splitlines()) == 1
+    assert plain.stderr.startswith("error: internal error: RuntimeError") and "--verbose" in plain.stderr
+    verbose = itemctl("-v", "--as", "alice", "items", "count")
+    assert verbose.exit_code == 1 and "Traceback" in verbose.stderr
+
+
+def test_a_connection_lost_during_commit_says_the_outcome_is_unknown(itemctl, monkeypatch):
+    from sqlalchemy import exc
+    from sqlmodel import Session
+
+    class _Gone(Exception):
+        sqlstate = "08006"
+
+    def lost(self):
+        raise exc.OperationalError("COMMIT", {}, _Gone("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(Session, "commit", lost)
+    result = itemctl("--as", "alice", "items", "create", "maybe")
+    assert result.exit_code == 7
+    assert "lost during COMMIT" in result.stderr and "may or may not" in result.stderr

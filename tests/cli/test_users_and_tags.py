@@ -103,3 +103,18 @@ def test_an_empty_email_clears_it(as_):
     cleared = as_("root", "users", "update", "root", "--email", "", "-o", "json")
     assert cleared.exit_code == 0 and cleared.json()["email"] is None
     assert as_("root", "users", "update", "root", "--email", "not-an-email").exit_code == 6
+
+
+def test_a_new_actor_with_a_taken_email_is_a_conflict(itemctl):
+    itemctl("--as", "carol", "--email", "shared@example.com", "users", "whoami")
+    result = itemctl("--as", "dave", "--email", "shared@example.com", "users", "whoami")
+    assert result.exit_code == 4 and "shared@example.com" in result.stderr
+
+
+def test_the_user_delete_prompt_says_how_many_items_go(as_):
+    as_("root", "users", "create", "root", "--admin")
+    as_("alice", "items", "create", "one")
+    as_("alice", "items", "create", "two")
+    asked = as_("root", "users", "delete", "alice", input="n\n", terminal=True)
+    assert asked.exit_code == 2 and "the 2 item(s) they own" in asked.stderr
+    assert as_("root", "users", "get", "alice").exit_code == 0

@@ -243,3 +243,9 @@ def test_unknown_owner_filter_is_not_found(session, alice):
 def test_timestamps_are_utc(session, alice, make_item):
     item = make_item(alice, "x")
     assert item.created_at.utcoffset() == timedelta(0)
+
+
+def test_an_explicitly_empty_title_is_invalid_on_update(session, alice, make_item):
+    item = make_item(alice, "x")
+    with pytest.raises(InvalidInput, match="title"):
+        items.update_item(session=session, actor=alice, ref=str(item.id), item_in=ItemUpdate(title=None))
