@@ -217,6 +217,43 @@ def run_process(*args: str, env: dict[str, str] | None = None, cwd=None, timeout
     return Result(completed.returncode, completed.stdout, completed.stderr)
 
 
+REVISION_TEMPLATE = """\"\"\"{doc}\"\"\"
+import os
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{revision}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{upgrade}
+
+
+def downgrade():
+{downgrade}
+"""
+
+
+def migrations_with_revision(directory: Path, *, doc: str, upgrade: str, downgrade: str = "pass", revision: str = "9100") -> Path:
+    """A copy of the migrations with one more revision after head (for ITEMCTL_MIGRATIONS_DIR)."""
+    import shutil
+    import textwrap
+
+    from itemctl.models import SCHEMA_HEAD
+
+    copy = directory / "migrations"
+    shutil.copytree(ROOT / "migrations", copy)
+    body = {k: textwrap.indent(textwrap.dedent(v).strip(), "    ") for k, v in (("upgrade", upgrade), ("downgrade", downgrade))}
+    (copy / "versions" / f"{revision}_test_revision.py").write_text(
+        REVISION_TEMPLATE.format(doc=doc, revision=revision, down=SCHEMA_HEAD, **body)
+    )
+    return copy
+
+
 def new_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

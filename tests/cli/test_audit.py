@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.cli.test_db import destructive_revision  # noqa: F401  (fixture)
 from itemctl.models import SCHEMA_HEAD
 
 
@@ -62,7 +61,7 @@ def test_only_admins_read_the_trail_and_filters_work(itemctl):
     assert itemctl("--as", "root", "audit", "list", "--since", "soon").exit_code == 6
 
 
-def test_an_allowed_destructive_migration_is_recorded(run, make_database, destructive_revision):  # noqa: F811
+def test_an_allowed_destructive_migration_is_recorded(run, make_database, destructive_revision):
     url = make_database(revision=SCHEMA_HEAD)
     result = run("--database-url", url, "--as", "ops", "db", "migrate", "--allow-destructive")
     assert result.exit_code == 0, result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -99,43 +98,6 @@ def test_history_lists_every_revision(run, pg_url):
 
 
 # -- destructive revisions ---------------------------------------------------------------
-
-DESTRUCTIVE = '''
-"""drop item.description"""
-from alembic import op
-import sqlalchemy as sa
-
-revision = "9001"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.create_index("ix_test_first", "item", ["title"])  # runs before the refusal
-    with op.batch_alter_table("item") as batch_op:
-        batch_op.drop_column("description")
-
-
-def downgrade():
-    with op.batch_alter_table("item") as batch_op:
-        batch_op.add_column(sa.Column("description", sa.String(1000)))
-    op.drop_index("ix_test_first", table_name="item")
-'''
-
-
-@pytest.fixture
-def destructive_revision(tmp_path, monkeypatch):
-    """A copy of the migrations with one more revision that drops a column."""
-    from itemctl.services import migrate
-
-    copy = tmp_path / "migrations"
-    shutil.copytree(ROOT / "migrations", copy)
-    (copy / "versions" / "9001_drop_description.py").write_text(
-        textwrap.dedent(DESTRUCTIVE).format(down=SCHEMA_HEAD)
-    )
-    monkeypatch.setattr(migrate, "migrations_dir", lambda: copy)
-
 
 def columns(url: str, table: str) -> set[str]:
     with psycopg.connect(url.replace("+psycopg", "")) as conn:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,7 +18,7 @@ import psycopg
 import pytest
 
 from itemctl.models import SCHEMA_HEAD
-from tests.conftest import ROOT, process_env, run_process
+from tests.conftest import migrations_with_revision, process_env, run_process
 
 
 def plain(url: str) -> str:
@@ -32,59 +30,31 @@ def scalar(url: str, sql: str):
         return conn.execute(sql).fetchone()[0]
 
 
-def migrations_with(tmp_path, revision_source: str):
-    """A copy of the migrations with one more revision after head; its environment."""
-    copy = tmp_path / "migrations"
-    shutil.copytree(ROOT / "migrations", copy)
-    (copy / "versions" / "9100_test_revision.py").write_text(textwrap.dedent(revision_source).format(down=SCHEMA_HEAD))
-    return process_env(ITEMCTL_MIGRATIONS_DIR=str(copy))
+def migrations_with(tmp_path, **revision):
+    """The environment of a run that sees one more revision after head."""
+    return process_env(ITEMCTL_MIGRATIONS_DIR=str(migrations_with_revision(tmp_path, **revision)))
 
 
-SLOW = '''
-"""slow: sleeps ITEMCTL_TEST_SLEEP seconds while holding the lock"""
-import os
-from alembic import op
-import sqlalchemy as sa
-
-revision = "9100"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.create_table("migration_runs", sa.Column("n", sa.Integer()))
-    op.execute("INSERT INTO migration_runs VALUES (1)")
-    op.execute("SELECT pg_sleep(%s)" % float(os.environ.get("ITEMCTL_TEST_SLEEP", "1")))
-
-
-def downgrade():
-    op.drop_table("migration_runs")
-'''
-
-TOUCHES_ITEM = '''
-"""adds a column to item"""
-from alembic import op
-import sqlalchemy as sa
-
-revision = "9100"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.add_column("item", sa.Column("colour", sa.Text()))
-
-
-def downgrade():
-    op.drop_column("item", "colour")
-'''
+SLOW = dict(
+    doc="slow: sleeps ITEMCTL_TEST_SLEEP seconds while holding the lock",
+    upgrade="""
+        op.create_table("migration_runs", sa.Column("n", sa.Integer()))
+        op.execute("INSERT INTO migration_runs VALUES (1)")
+        op.execute("SELECT pg_sleep(%s)" % float(os.environ.get("ITEMCTL_TEST_SLEEP", "1")))
+    """,
+    downgrade='op.drop_table("migration_runs")',
+)
+TOUCHES_ITEM = dict(
+    doc="adds a column to item",
+    upgrade='op.add_column("item", sa.Column("colour", sa.Text()))',
+    downgrade='op.drop_column("item", "colour")',
+)
+BROKEN = dict(doc="broken", upgrade='op.execute("ALTER TABLE no_such_table ADD COLUMN x int")')
 
 
 def test_ten_concurrent_migrations_apply_every_revision_once(make_database, tmp_path):
     url = make_database(migrated=False)
-    env = migrations_with(tmp_path, SLOW)
+    env = migrations_with(tmp_path, **SLOW)
 
     def migrate(_):
         return run_process("--database-url", url, "db", "migrate", env=env, timeout=180)
@@ -101,7 +71,7 @@ def test_ten_concurrent_migrations_apply_every_revision_once(make_database, tmp_
 
 def test_a_killed_migration_never_leaves_the_database_locked(make_database, tmp_path):
     url = make_database(revision=SCHEMA_HEAD)
-    env = migrations_with(tmp_path, SLOW)
+    env = migrations_with(tmp_path, **SLOW)
     holder = subprocess.Popen(
         [sys.executable, "-m", "itemctl", "--database-url", url, "db", "migrate"],
         env={**env, "ITEMCTL_TEST_SLEEP": "60"},
@@ -131,7 +101,7 @@ def test_a_killed_migration_never_leaves_the_database_locked(make_database, tmp_
 
 def test_a_held_table_lock_makes_migrate_give_up_with_the_schema_unchanged(make_database, tmp_path):
     url = make_database(revision=SCHEMA_HEAD)
-    env = migrations_with(tmp_path, TOUCHES_ITEM)
+    env = migrations_with(tmp_path, **TOUCHES_ITEM)
     with psycopg.connect(plain(url)) as blocker:
         blocker.execute("LOCK TABLE item IN ACCESS EXCLUSIVE MODE")
         started = time.monotonic()
@@ -269,28 +239,11 @@ def test_a_wrong_password_at_pgbouncer_exits_7_without_printing_it(pgbouncer, pg
 
 CANARY = "Canary-Pa55word-7f3a"
 
-BROKEN = '''
-"""broken"""
-from alembic import op
-
-revision = "9100"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.execute("ALTER TABLE no_such_table ADD COLUMN x int")
-
-
-def downgrade():
-    pass
-'''
 
 
 def test_a_failing_migration_exits_8_without_the_password(make_database, tmp_path):
     url = make_database(revision=SCHEMA_HEAD).replace("postgres@", f"postgres:{CANARY}@")
-    env = migrations_with(tmp_path, BROKEN)
+    env = migrations_with(tmp_path, **BROKEN)
     for verbose in ([], ["-v"]):
         result = run_process("--database-url", url, *verbose, "db", "migrate", env=env)
         assert result.exit_code == 8, result

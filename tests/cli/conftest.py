@@ -1,0 +1,28 @@
+"""Fixtures shared by the CLI tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import migrations_with_revision
+
+
+@pytest.fixture
+def destructive_revision(tmp_path, monkeypatch):
+    """One more revision that drops a column (after creating an index, to show the rollback)."""
+    copy = migrations_with_revision(
+        tmp_path,
+        doc="drop item.description",
+        revision="9001",
+        upgrade="""
+            op.create_index("ix_test_first", "item", ["title"])  # runs before the refusal
+            with op.batch_alter_table("item") as batch_op:
+                batch_op.drop_column("description")
+        """,
+        downgrade="""
+            with op.batch_alter_table("item") as batch_op:
+                batch_op.add_column(sa.Column("description", sa.String(1000)))
+            op.drop_index("ix_test_first", table_name="item")
+        """,
+    )
+    monkeypatch.setenv("ITEMCTL_MIGRATIONS_DIR", str(copy))
