@@ -31,7 +31,7 @@ CONFIG_VARIABLES = [
     for name in os.environ
     if name.startswith(("ITEMCTL_", "POSTGRES_", "PG"))
     and name not in ("ITEMCTL_TEST_POSTGRES_URL", "ITEMCTL_TEST_REQUIRE_POSTGRES")
-] + ["DATABASE_URL", "ENVIRONMENT", "NO_COLOR", "COLUMNS"]
+] + ["DATABASE_URL", "ENVIRONMENT", "NO_COLOR", "COLUMNS", "CI"]
 
 
 def database_url(name: str) -> str:
@@ -192,6 +192,50 @@ def itemctl(run, pg_url):
 
     def call(*args: str, input: str = "", terminal: bool = False) -> Result:
         return run("--database-url", pg_url, *args, input=input, terminal=terminal)
+
+    return call
+
+
+@dataclass
+class Backend:
+    """One database the behaviour matrix runs on: its URL and a way to read it back."""
+
+    name: str
+    url: str
+
+    def rows(self, sql: str) -> list[tuple]:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as connection:
+                return [tuple(r) for r in connection.execute(text(sql))]
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def backend(request, tmp_path) -> Backend:
+    """The same CLI test on PostgreSQL and on a migrated SQLite file."""
+    if request.param == "postgresql":
+        return Backend("postgresql", request.getfixturevalue("pg_url"))
+    from itemctl.core.config import DatabaseTarget
+    from itemctl.core.db import create_db_engine
+    from itemctl.services.migrate import migrate
+
+    url = f"sqlite:///{tmp_path / 'matrix.db'}"
+    engine = create_db_engine(DatabaseTarget(url, "test"))
+    migrate(engine)
+    engine.dispose()
+    return Backend("sqlite", url)
+
+
+@pytest.fixture
+def any_itemctl(run, backend):
+    """Run itemctl against the matrix's backend (PostgreSQL, then SQLite)."""
+
+    def call(*args: str, input: str = "", terminal: bool = False) -> Result:
+        return run("--database-url", backend.url, *args, input=input, terminal=terminal)
 
     return call
 

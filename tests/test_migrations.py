@@ -2,15 +2,92 @@
 
 from __future__ import annotations
 
-from itemctl.models import SCHEMA_HEAD
+import pytest
+
+from itemctl.models import KNOWN_REVISIONS, SCHEMA_HEAD
 from itemctl.services import migrate
 
 
-def test_models_name_the_newest_revision():
-    # Commands compare SCHEMA_HEAD with the database without loading Alembic.
+def test_models_name_the_newest_revision_and_every_known_one():
+    # Commands compare SCHEMA_HEAD with the database without loading Alembic, and tell a
+    # newer database from an older one by KNOWN_REVISIONS.
     assert migrate.head_revision() == SCHEMA_HEAD
+    assert KNOWN_REVISIONS == tuple(migrate.history_order())
 
 
 def test_the_embedded_sqlite_database_migrates_and_matches_the_models(sqlite_engine):
     result = migrate.check(sqlite_engine)
     assert result.current == SCHEMA_HEAD and result.differences == []
+
+
+# -- 0004: the text rules brought to existing rows ---------------------------------------------
+
+NFD_CAFE = "Cafe\u0301"  # as a Mac types it
+NFC_CAFE = "Caf\u00e9"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def at_0003(request, tmp_path):
+    """An engine on a database at revision 0003 (before the text rules)."""
+    from itemctl.core.config import DatabaseTarget
+    from itemctl.core.db import create_db_engine
+
+    if request.param == "postgresql":
+        url = request.getfixturevalue("make_database")(revision="0003")
+    else:
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_db_engine(DatabaseTarget(url, "test"))
+    if request.param == "sqlite":
+        migrate.migrate(engine, revision="0003")
+    yield engine
+    engine.dispose()
+
+
+def _insert(engine, *titles: str, tags=(), emails=()):
+    import uuid
+
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        owner = uuid.uuid4().hex
+        conn.execute(text('INSERT INTO "user" (id, username, is_admin, created_at) VALUES (:id, \'old\', false, CURRENT_TIMESTAMP)'), {"id": owner})
+        for title in titles:
+            conn.execute(
+                text("INSERT INTO item (id, title, owner_id, created_at, updated_at) VALUES (:id, :t, :o, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                {"id": uuid.uuid4().hex, "t": title, "o": owner},
+            )
+        for name in tags:
+            conn.execute(text("INSERT INTO tag (id, name) VALUES (:id, :n)"), {"id": uuid.uuid4().hex, "n": name})
+        for n, email in enumerate(emails):
+            conn.execute(
+                text('INSERT INTO "user" (id, username, email, is_admin, created_at) VALUES (:id, :u, :e, false, CURRENT_TIMESTAMP)'),
+                {"id": uuid.uuid4().hex, "u": f"user{n}", "e": email},
+            )
+
+
+def test_0004_normalises_existing_text_to_nfc(at_0003):
+    from sqlalchemy import text
+
+    _insert(at_0003, NFD_CAFE, tags=[f"{NFD_CAFE}-tag"])
+    migrate.migrate(at_0003)
+    with at_0003.connect() as conn:
+        assert conn.execute(text("SELECT title FROM item")).scalar() == NFC_CAFE
+        assert conn.execute(text("SELECT name FROM tag")).scalar() == f"{NFC_CAFE}-tag"
+
+
+@pytest.mark.parametrize(
+    ("rows", "named"),
+    [
+        ({"titles": [NFD_CAFE, NFC_CAFE]}, "titles of one owner"),
+        ({"tags": ["\u00c4rger-" + NFD_CAFE, "\u00e4rger-" + NFC_CAFE]}, "tags"),
+        ({"emails": ["Alice@example.com", "alice@example.com"]}, "emails"),
+    ],
+)
+def test_0004_reports_a_collision_and_changes_nothing(at_0003, rows, named):
+    from itemctl.core.errors import SchemaError
+
+    _insert(at_0003, *rows.get("titles", []), tags=rows.get("tags", []), emails=rows.get("emails", []))
+    with pytest.raises(SchemaError) as raised:
+        migrate.migrate(at_0003)
+    assert named in raised.value.message and "the schema is unchanged" in raised.value.message
+    assert migrate.current(at_0003) == "0003"

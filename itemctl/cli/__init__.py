@@ -18,11 +18,12 @@ from itemctl import __version__
 from itemctl.cli.audit import app as audit_app
 from itemctl.cli.db import app as db_app
 from itemctl.cli.items import app as items_app
+from itemctl.cli.output import ClosedStream, forget_confirmations
 from itemctl.cli.runtime import State
 from itemctl.cli.tags import app as tags_app
 from itemctl.cli.users import app as users_app
-from itemctl.core.errors import ItemctlError, TransientConflict, redact
-from itemctl.core.logging import is_verbose, notice, set_verbosity
+from itemctl.core.errors import ItemctlError, TransientConflict, UsageError, classify
+from itemctl.core.logging import is_verbose, notice, say, set_verbosity
 
 app = typer.Typer(
     name="itemctl",
@@ -67,7 +68,16 @@ def root(
     ] = None,
     connect_timeout: Annotated[
         Optional[float],
-        typer.Option("--connect-timeout", metavar="S", help="Seconds to wait for a connection [default: 10]."),
+        typer.Option("--connect-timeout", metavar="S", min=0, help="Seconds to wait for a connection [default: 10]."),
+    ] = None,
+    lock_timeout: Annotated[
+        Optional[float],
+        typer.Option(
+            "--lock-timeout",
+            metavar="S",
+            min=0,
+            help="Seconds to wait for a lock another session holds, then exit 4 naming it [env: ITEMCTL_LOCK_TIMEOUT; default: 30].",
+        ),
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log SQL statements and show tracebacks.")
@@ -87,6 +97,7 @@ def root(
         email=email,
         environment=env,
         connect_timeout=connect_timeout,
+        lock_timeout=lock_timeout,
     )
 
 
@@ -94,17 +105,31 @@ def _error(message: str, hint: str | None = None) -> None:
     line = f"error: {message}"
     if hint:
         line += f" (hint: {hint})"
-    print(redact(line), file=sys.stderr, flush=True)
+    # One line, whatever the message holds (a driver's message, a user's value).
+    say(" ".join(line.split()))
 
 
 def _traceback_wanted() -> bool:
     return is_verbose() or os.environ.get("ITEMCTL_DEBUG") == "1"
 
 
-def _print_traceback() -> None:
-    import traceback
+def _print_traceback(error: BaseException) -> None:
+    from itemctl.core.errors import format_traceback
 
-    print(redact(traceback.format_exc()), file=sys.stderr, end="", flush=True)
+    print(format_traceback(error), file=sys.stderr, end="", flush=True)
+
+
+def _guard_standard_streams() -> None:
+    """Closed standard streams: stdin and stdout fail when used (exit 2); stderr, which
+    only people read, goes nowhere, so nothing meant for it ever lands on stdout."""
+    import os
+
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stdout is None:
+        sys.stdout = ClosedStream("output")
+    if sys.stdin is None:
+        sys.stdin = ClosedStream("input")
 
 
 TRANSIENT_ATTEMPTS = 3
@@ -118,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     times (never when it read stdin, which cannot be read twice).
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    _guard_standard_streams()
+    forget_confirmations()
     if args == ["--version"]:
         # Scripts and shells ask this often: answer before Typer builds the command tree.
         print(f"itemctl {__version__}")
@@ -135,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(error: ItemctlError) -> int:
     if _traceback_wanted():
-        _print_traceback()
+        _print_traceback(error)
     _error(error.message, error.hint)
     return error.exit_code
 
@@ -157,11 +184,20 @@ def _run(args: list[str]) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
-    except Exception as error:  # a bug: say so, in one line unless asked for more
+    except Exception as error:
+        classified = classify(error)
+        if isinstance(classified, TransientConflict):
+            raise classified from error
+        if classified is not None:
+            classified.__cause__ = error
+            return _fail(classified)
+        # A bug: say so, in one line unless asked for more.
+        from itemctl.core.errors import primary_message
+
         if _traceback_wanted():
-            _print_traceback()
+            _print_traceback(error)
         _error(
-            f"internal error: {type(error).__name__}: {error}",
+            f"internal error: {type(error).__name__}: {primary_message(error)}",
             None if _traceback_wanted() else "rerun with --verbose for the traceback",
         )
         return 1

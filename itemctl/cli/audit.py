@@ -32,6 +32,6 @@ def list_command(
     from itemctl.services.items import parse_timestamp
 
     after = parse_timestamp(since, "--since")
-    with command_session(ctx.obj) as (session, user):
+    with command_session(ctx.obj, writes=False) as (session, user):
         entries = audit.list_entries(session=session, actor=user, by=actor, action=action, since=after, limit=limit)
     emit([e.model_dump(mode="json") for e in entries], output, columns=AUDIT_COLUMNS, id_field="action")

@@ -3,7 +3,7 @@
 # No `from __future__ import annotations` here: Typer would evaluate every string
 # annotation again when it builds the command tree, which --help pays for on each call.
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -23,11 +23,20 @@ def migrate_command(
         bool, typer.Option("--allow-destructive", help="Allow migrations that drop tables or columns.")
     ] = False,
     lock_timeout: Annotated[
-        float, typer.Option("--lock-timeout", metavar="S", help="Give up waiting for a table lock after S seconds (retried a few times).")
-    ] = 5.0,
+        Optional[float],
+        typer.Option(
+            "--lock-timeout",
+            metavar="S",
+            min=0,
+            help="Give up waiting for a table lock after S seconds (retried a few times) [default: the global --lock-timeout, else 5].",
+        ),
+    ] = None,
     statement_timeout: Annotated[
-        float, typer.Option("--statement-timeout", metavar="S", help="Cancel any statement of the run that takes longer than S seconds (0: no limit).")
+        float, typer.Option("--statement-timeout", metavar="S", min=0, help="Cancel any statement of the run that takes longer than S seconds (0: no limit).")
     ] = 0,
+    wait: Annotated[
+        float, typer.Option("--wait", metavar="S", min=0, help="Wait at most S seconds for another `db migrate` to finish, then exit 4.")
+    ] = 600,
 ) -> None:
     """Apply pending migrations; safe to run from several CI jobs at once.
 
@@ -42,6 +51,8 @@ def migrate_command(
     if sql:
         echo_data(migrate.migration_sql(state.config().database.url, revision).rstrip("\n"))
         return
+    if lock_timeout is None:
+        lock_timeout = state.lock_timeout if state.lock_timeout is not None else migrate.DEFAULT_LOCK_TIMEOUT
     with database_errors(state):
         result = migrate.migrate(
             state.engine(),
@@ -49,14 +60,24 @@ def migrate_command(
             allow_destructive=allow_destructive,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
+            wait=wait,
             actor=state.config().user,
+            on_notice=notice,
         )
-    if result.applied:
-        notice(f"migrated {result.before or 'empty database'} -> {result.after}: applied {', '.join(result.applied)}")
+    where = f"database {state.config().database.display()}"
+    if result.newer:
+        # Rolling back to an older itemctl must not fail on its migrate step; `db check`
+        # is the strict gate.
+        notice(
+            f"warning: nothing to migrate: {where} is at revision {result.before}, "
+            f"newer than this itemctl (head {migrate.head_revision()}); nothing was changed"
+        )
+    elif result.applied:
+        notice(f"migrated {where}: {result.before or 'empty'} -> {result.after}, applied {', '.join(result.applied)}")
         for operation in result.destructive:
             notice(f"destructive operation applied: {operation}")
     else:
-        notice(f"nothing to migrate: the database is at {result.after}")
+        notice(f"nothing to migrate: {where} is at {result.after}")
 
 
 @app.command("downgrade", context_settings={"ignore_unknown_options": True})
@@ -98,7 +119,12 @@ def current_command(ctx: typer.Context) -> None:
         notice("the database has no itemctl schema (run `itemctl db migrate`)")
         return
     echo_data(revision)
-    notice("at head" if revision == SCHEMA_HEAD else f"head is {SCHEMA_HEAD}: run `itemctl db migrate`")
+    if revision == SCHEMA_HEAD:
+        notice("at head")
+    elif migrate.is_newer(revision):
+        notice(f"newer than this itemctl (head {SCHEMA_HEAD}): upgrade itemctl")
+    else:
+        notice(f"head is {SCHEMA_HEAD}: run `itemctl db migrate`")
 
 
 @app.command("history")
@@ -115,7 +141,7 @@ def history_command(ctx: typer.Context) -> None:
         with database_errors(state):
             current = migrate.current(state.engine())
     except Exception as error:  # history is readable without a database
-        notice(f"current revision unknown: {error}")
+        notice(f"current revision unknown: {getattr(error, 'message', error)}")
     for rev in migrate.history(current):
         marks = [m for m, on in (("head", rev.is_head), ("current", rev.is_current)) if on]
         label = f" ({', '.join(marks)})" if marks else ""
@@ -134,14 +160,20 @@ def check_command(ctx: typer.Context) -> None:
     state = ctx.obj
     with database_errors(state):
         result = migrate.check(state.engine())
+    where = f"database {state.config().database.display()}"
+    if migrate.is_newer(result.current):
+        raise SchemaError(
+            f"{where} is at revision {result.current}, newer than this itemctl (head {result.head})",
+            hint="upgrade itemctl",
+        )
     if result.current != result.head:
         raise SchemaError(
-            f"pending migrations: the database is at {result.current or 'no revision'}, head is {result.head}",
+            f"pending migrations: {where} is at {result.current or 'no revision'}, head is {result.head}",
             hint="run `itemctl db migrate`",
         )
     if result.differences:
         raise SchemaError(
-            "the models differ from the migrations: " + "; ".join(result.differences),
+            f"the models differ from the migrations in {where}: " + "; ".join(result.differences),
             hint="write a migration for the model change",
         )
-    notice(f"ok: the database is at head ({result.head}) and matches the models")
+    notice(f"ok: {where} is at head ({result.head}) and matches the models")

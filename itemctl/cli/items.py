@@ -23,6 +23,7 @@ class SortOrder(str, Enum):
 
 
 ITEM_COLUMNS = ("id", "title", "description", "owner", "tags", "created_at", "updated_at")
+ITEM_TABLE_COLUMNS = ("id", "title", "owner", "tags", "updated_at")  # -o wide shows them all
 ITEM_CSV_COLUMNS = ("title", "description", "owner", "tags")  # what `items import` reads
 
 # The list filters, shared by list, count and export.
@@ -67,7 +68,7 @@ def item_filters(owner, mine, tags, search, created_after, created_before):
 
 
 def _emit_items(records, output) -> None:
-    emit(records, output, columns=ITEM_COLUMNS, csv_columns=ITEM_CSV_COLUMNS)
+    emit(records, output, columns=ITEM_COLUMNS, csv_columns=ITEM_CSV_COLUMNS, table_columns=ITEM_TABLE_COLUMNS)
 
 
 @app.command("list")
@@ -96,7 +97,7 @@ def list_command(
     from itemctl.services import items
 
     filters = item_filters(owner, mine, tag, search, created_after, created_before)
-    with command_session(ctx.obj) as (session, actor):
+    with command_session(ctx.obj, writes=False) as (session, actor):
         page = items.list_items(
             session=session, actor=actor, filters=filters, limit=limit, offset=offset, after=after, sort=sort.value
         )
@@ -120,7 +121,7 @@ def count_command(
     from itemctl.services import items
 
     filters = item_filters(owner, mine, tag, search, created_after, created_before)
-    with command_session(ctx.obj) as (session, actor):
+    with command_session(ctx.obj, writes=False) as (session, actor):
         total = items.count_items(session=session, actor=actor, filters=filters)
     echo_data(str(total))
 
@@ -133,7 +134,7 @@ def get_command(ctx: typer.Context, item_id: IdArgument, output: OutputOption = 
     """
     from itemctl.services import items
 
-    with command_session(ctx.obj) as (session, _actor):
+    with command_session(ctx.obj, writes=False) as (session, _actor):
         item = items.get_item(session=session, ref=item_id)
     _emit_items(item.model_dump(mode="json"), output)
 
@@ -189,7 +190,9 @@ def update_command(
     changes = {k: v for k, v in (("title", title), ("description", description)) if v is not None}
     item_in = validated(ItemUpdate, changes)
     with command_session(ctx.obj) as (session, actor):
-        item = items.update_item(session=session, actor=actor, ref=item_id, item_in=item_in, owner=owner)
+        item = items.update_item(
+            session=session, actor=actor, ref=item_id, item_in=item_in, owner=owner, on_notice=notice
+        )
     _emit_items(item.model_dump(mode="json"), output)
 
 
@@ -208,7 +211,7 @@ def tag_command(
     from itemctl.services import items
 
     with command_session(ctx.obj) as (session, actor):
-        item = items.tag_item(session=session, actor=actor, ref=item_id, names=tags)
+        item = items.tag_item(session=session, actor=actor, ref=item_id, names=tags, on_notice=notice)
     notice(f"item {item.id} tags: {', '.join(item.tags) or '(none)'}")
 
 
@@ -227,7 +230,7 @@ def untag_command(
     from itemctl.services import items
 
     with command_session(ctx.obj) as (session, actor):
-        item = items.untag_item(session=session, actor=actor, ref=item_id, names=tags)
+        item = items.untag_item(session=session, actor=actor, ref=item_id, names=tags, on_notice=notice)
     notice(f"item {item.id} tags: {', '.join(item.tags) or '(none)'}")
 
 
@@ -243,12 +246,14 @@ def delete_command(
     """
     from itemctl.services import items
 
-    ask = must_ask(yes=yes, what="delete")
-    with command_session(ctx.obj) as (session, actor):
-        if ask:
+    if must_ask(yes=yes, what="delete"):
+        # Asked before the deleting transaction: no lock is held while a person decides;
+        # the delete finds and checks the items again.
+        with command_session(ctx.obj, writes=False) as (session, actor):
             targets = items.items_to_delete(session=session, actor=actor, refs=item_ids)
-            listing = "\n".join(f"  {t.id}  {t.title}  ({t.owner})" for t in targets)
-            confirm(f"Delete {len(targets)} item(s)?\n{listing}\n")
+        listing = "\n".join(f"  {t.id}  {t.title}  ({t.owner})" for t in targets)
+        confirm(f"Delete {len(targets)} item(s)?\n{listing}\n")
+    with command_session(ctx.obj) as (session, actor):
         gone = items.delete_items(session=session, actor=actor, refs=item_ids)
     notice(f"deleted {len(gone)} item(s)")
 
@@ -299,41 +304,53 @@ def import_command(
 
     Example: itemctl items import items.csv --mode skip --rejects rejected.jsonl
     """
+    import os
+    from contextlib import ExitStack
+
     from itemctl.cli.progress import import_progress
     from itemctl.core.errors import InvalidInput
+    from itemctl.core.files import atomic_output, check_output_path
     from itemctl.services import bulk
 
     chosen = fmt.value if fmt else ("csv" if file == "-" else bulk.format_from_name(file))
     if chosen is None:
         raise InvalidInput(f"cannot tell the format of {file!r} from its name", hint="give --format csv|jsonl|json")
+    if rejects is not None:
+        check_output_path(rejects, option="--rejects", inputs=[file])
     stream, size = _open_input(file)
-    rejects_file = open(rejects, "w", encoding="utf-8") if rejects else None  # noqa: SIM115
-    try:
-        with (
-            import_progress(enabled=not no_progress, stream=stream, total_bytes=size) as (on_progress, on_phase),
-            command_session(ctx.obj, rollback=dry_run) as (session, actor),
-        ):
-            summary = bulk.import_items(
-                session=session,
-                actor=actor,
-                stream=stream,
-                options=bulk.ImportOptions(
-                    fmt=chosen,
-                    source="stdin" if file == "-" else file,
-                    mode=mode.value,
-                    owner=owner,
-                    exclusive=exclusive,
-                    rejects=bulk.Rejects(rejects_file) if rejects_file else None,
-                    on_progress=on_progress,
-                    on_phase=on_phase,
-                    on_notice=notice,
-                ),
-            )
-    finally:
-        if rejects_file:
-            rejects_file.close()
+    with ExitStack() as stack:
         if file != "-":
-            stream.close()
+            stack.callback(stream.close)
+        rejects_out = None
+        if rejects is not None:
+            # A dry run writes nothing, the rejects file included: it is counted only.
+            rejects_out = stack.enter_context(
+                open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed by the stack
+                if dry_run
+                else atomic_output(rejects, option="--rejects", inputs=[file])
+            )
+        # ExitStack unwinds in reverse: the session commits before the rejects file is
+        # renamed into place, so a failed commit leaves no rejects file either.
+        on_progress, on_phase = stack.enter_context(
+            import_progress(enabled=not no_progress, stream=stream, total_bytes=size)
+        )
+        session, actor = stack.enter_context(command_session(ctx.obj, rollback=dry_run))
+        summary = bulk.import_items(
+            session=session,
+            actor=actor,
+            stream=stream,
+            options=bulk.ImportOptions(
+                fmt=chosen,
+                source="stdin" if file == "-" else file,
+                mode=mode.value,
+                owner=owner,
+                exclusive=exclusive,
+                rejects=bulk.Rejects(rejects_out) if rejects_out else None,
+                on_progress=on_progress,
+                on_phase=on_phase,
+                on_notice=notice,
+            ),
+        )
     counts = summary.counts()
     if output is not None:  # the summary as data: -o json prints one object
         emit(counts, output, columns=tuple(counts), id_field="read")
@@ -346,6 +363,13 @@ def import_command(
     )
 
 
+def _export_format(file: str | None) -> str:
+    """The format a --file name asks for: .jsonl/.ndjson are JSON lines; anything else CSV."""
+    from itemctl.services import bulk
+
+    return "jsonl" if file and bulk.format_from_name(file) == "jsonl" else "csv"
+
+
 def _open_input(file: str):
     """The input as a binary stream, and its size when known (for the progress bar)."""
     import os
@@ -356,11 +380,12 @@ def _open_input(file: str):
     if file == "-":
         return sys.stdin.buffer, None
     try:
-        return open(file, "rb"), os.path.getsize(file)  # noqa: SIM115
+        stream = open(file, "rb")  # noqa: SIM115 - the caller closes it
     except FileNotFoundError:
         raise NotFoundError(f"no such file: {file}") from None
     except OSError as error:
         raise InvalidInput(f"cannot read {file}: {error.strerror}") from None
+    return stream, os.fstat(stream.fileno()).st_size
 
 
 @app.command("export")
@@ -372,35 +397,35 @@ def export_command(
     search: SearchFilter = None,
     created_after: AfterFilter = None,
     created_before: BeforeFilter = None,
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or jsonl.")] = ExportFormat.csv,
+    fmt: Annotated[
+        Optional[ExportFormat],
+        typer.Option("--format", help="csv or jsonl [default: from the --file extension (.csv, .jsonl, .ndjson), else csv]."),
+    ] = None,
     file: Annotated[
         Optional[str], typer.Option("--file", metavar="PATH", help="Write here (atomically) instead of stdout.")
     ] = None,
 ) -> None:
     """Export items, oldest first, in a format `items import` reads back.
 
-    Example: itemctl items export --owner alice --format jsonl --file alice.jsonl
+    Example: itemctl items export --owner alice --file alice.jsonl
     """
-    import os
     import sys
-    import tempfile
 
+    from itemctl.core.files import atomic_output, check_output_path
     from itemctl.services import bulk
 
     filters = item_filters(owner, mine, tag, search, created_after, created_before)
-    with command_session(ctx.obj) as (session, actor):
-        if file is None:
-            count = bulk.export_items(session=session, actor=actor, filters=filters, out=sys.stdout.buffer, fmt=fmt.value)
-            sys.stdout.buffer.flush()
-        else:
-            # Written beside the target and renamed into place: never a half-written file.
-            directory = os.path.dirname(os.path.abspath(file))
-            handle, temporary = tempfile.mkstemp(prefix=".itemctl-export-", dir=directory)
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    count = bulk.export_items(session=session, actor=actor, filters=filters, out=out, fmt=fmt.value)
-                os.replace(temporary, file)
-            except BaseException:
-                os.unlink(temporary)
-                raise
+    chosen = fmt.value if fmt else _export_format(file)
+    if file is None:
+        with command_session(ctx.obj, writes=False) as (session, actor):
+            count = bulk.export_items(session=session, actor=actor, filters=filters, out=sys.stdout.buffer, fmt=chosen)
+        sys.stdout.buffer.flush()
+    else:
+        check_output_path(file, option="--file")
+        # Contexts exit in reverse: the transaction ends before the file is renamed into place.
+        with (
+            atomic_output(file, option="--file", binary=True) as out,
+            command_session(ctx.obj, writes=False) as (session, actor),
+        ):
+            count = bulk.export_items(session=session, actor=actor, filters=filters, out=out, fmt=chosen)
     notice(f"exported {count} item(s)" + (f" to {file}" if file else ""))

@@ -16,8 +16,39 @@ from typing import Annotated, Optional
 import typer
 
 
+class ClosedStream:
+    """Stands in for a standard stream the caller closed (``<&-``, ``>&-``).
+
+    Reading or writing it is a usage error (exit 2) saying so; asking whether it is a
+    terminal, flushing or closing it is harmless.
+    """
+
+    closed = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def isatty(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, attribute: str):
+        from itemctl.core.errors import UsageError
+
+        raise UsageError(
+            f"standard {self.name} is closed, and this command needs it",
+            hint=f"run it with standard {self.name} open",
+        )
+
+
 class OutputFormat(str, Enum):
     table = "table"
+    wide = "wide"
     json = "json"
     ndjson = "ndjson"
     csv = "csv"
@@ -29,7 +60,7 @@ OutputOption = Annotated[
     typer.Option(
         "--output",
         "-o",
-        help="table, json, ndjson, csv or id. Default: table on a terminal, tab-separated otherwise.",
+        help="table, wide (every column, full ids), json, ndjson, csv or id. Default: table on a terminal, tab-separated otherwise.",
         show_default=False,
     ),
 ]
@@ -50,9 +81,11 @@ def _cell(value, *, list_separator: str) -> str:
 
 
 def _tsv_cell(value) -> str:
-    # One record per line whatever the text holds: escape like PostgreSQL's COPY text format.
-    text = _cell(value, list_separator=",")
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    # One record per line whatever the text holds: escape like PostgreSQL's COPY text
+    # format (which reads \x1b back too), so no control character reaches a terminal.
+    from itemctl.core.text import escape_controls
+
+    return escape_controls(_cell(value, list_separator=",").replace("\\", "\\\\"))
 
 
 def emit(
@@ -62,10 +95,16 @@ def emit(
     columns: Sequence[str],
     id_field: str = "id",
     csv_columns: Sequence[str] | None = None,
+    table_columns: Sequence[str] | None = None,
 ) -> None:
-    """Print one record (a dict) or a list of records in the chosen format."""
-    import csv  # here, not at the top: --help and --version never need them
-    import json
+    """Print one record (a dict) or a list of records in the chosen format.
+
+    ``columns`` are every column (tab-separated output, ``-o wide``); ``table_columns``
+    the ones a table shows by default, to fit an 80-column terminal.
+    """
+    import json  # here, not at the top: --help and --version never need it
+
+    from itemctl.core.csvio import csv_writer
 
     single = isinstance(records, dict)
     rows = [records] if single else records
@@ -84,13 +123,15 @@ def emit(
         for row in rows:
             out.write(f"{row[id_field]}\n")
     elif fmt is OutputFormat.csv:
-        writer = csv.writer(out)  # CRLF, as RFC 4180: so a lone \r in a value is quoted too
+        writer = csv_writer(out)
         csv_columns = csv_columns or columns
         writer.writerow(csv_columns)
         for row in rows:
             writer.writerow([_cell(row.get(c), list_separator=";") for c in csv_columns])
     elif fmt is OutputFormat.table:
-        _table(list(rows), columns)
+        _table(list(rows), table_columns or columns, brief=True)
+    elif fmt is OutputFormat.wide:
+        _table(list(rows), columns, brief=False)
     else:
         out.write("\t".join(columns) + "\n")
         for row in rows:
@@ -98,8 +139,9 @@ def emit(
     out.flush()
 
 
-def relative_time(iso: str, now: datetime | None = None) -> str:
-    """``2026-11-26T06:22:40Z (3 min ago)``: for people, in tables only."""
+def relative_time(iso: str, now: datetime | None = None, *, brief: bool = False) -> str:
+    """``2026-11-26T06:22:40Z (3 min ago)``, or just ``3 min ago`` when ``brief``: for
+    people, in tables only."""
     try:
         moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
@@ -112,41 +154,85 @@ def relative_time(iso: str, now: datetime | None = None) -> str:
     else:
         amount = f"{int(abs(seconds))} s"
     when = f"{amount} ago" if seconds >= 0 else f"in {amount}"
-    return f"{moment.strftime('%Y-%m-%dT%H:%M:%SZ')} ({when})"
+    return when if brief else f"{moment.strftime('%Y-%m-%dT%H:%M:%SZ')} ({when})"
 
 
-def _table(rows: list[dict], columns: Sequence[str]) -> None:
-    """A Rich table that fits the terminal: long text wraps, ids never break."""
+SHORT_ID = 8
+
+
+def short_ids(ids: Sequence[str]) -> dict[str, str]:
+    """Each id's first 8 hex digits, or more where 8 do not tell the page's ids apart.
+
+    Every command accepts such a prefix back (at least 8 hex digits).
+    """
+    digits = {i: i.replace("-", "") for i in ids}
+    length = SHORT_ID
+    while length < 32 and len({d[:length] for d in digits.values()}) < len(set(digits.values())):
+        length += 1
+    return {i: d[:length] for i, d in digits.items()}
+
+
+# Narrowest useful widths at 80 columns; the rest of the width goes to text columns.
+_MIN_WIDTH = {"title": 20, "name": 12, "username": 10, "action": 14, "tags": 8, "details": 16}
+
+
+def _table(rows: list[dict], columns: Sequence[str], *, brief: bool) -> None:
+    """A Rich table that fits the terminal. Every value goes in as a ``Text`` (never
+    markup) with its control characters shown escaped: data is never an instruction to
+    the terminal."""
     from rich.table import Table
+    from rich.text import Text
 
+    from itemctl.core.text import escape_controls
+
+    shortened = short_ids([r["id"] for r in rows if r.get("id")]) if brief and "id" in columns else {}
     table = Table(show_lines=False, header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold", no_wrap=column == "id")
+        table.add_column(
+            column,
+            overflow="fold",
+            no_wrap=column == "id",
+            min_width=max(len(column), _MIN_WIDTH.get(column, 0)),
+            ratio=3 if column in ("title", "description", "details") else None,
+        )
     timestamps = {c for c in columns if c == "at" or c.endswith("_at")}
     for row in rows:
-        table.add_row(
-            *(
-                relative_time(row[c]) if c in timestamps and row.get(c) else _cell(row.get(c), list_separator=", ")
-                for c in columns
-            )
-        )
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            if column == "id" and value in shortened:
+                text = shortened[value]
+            elif column in timestamps and value:
+                text = relative_time(value, brief=brief)
+            else:
+                text = _cell(value, list_separator=", ")
+            cells.append(Text(escape_controls(text, keep_newlines=True)))
+        table.add_row(*cells)
     stdout_console().print(table)
+
+
+def _console(**kwargs):
+    """A Rich console; with NO_COLOR no escape sequence at all, not even bold (Rich's own
+    NO_COLOR handling drops colours only)."""
+    import os
+
+    from rich.console import Console
+
+    if os.environ.get("NO_COLOR"):
+        kwargs["color_system"] = None
+    return Console(**kwargs)
 
 
 @cache
 def stdout_console():
-    """Rich console for tables on stdout (Rich itself honours NO_COLOR)."""
-    from rich.console import Console
-
-    return Console()
+    """Rich console for tables on stdout."""
+    return _console()
 
 
 @cache
 def stderr_console():
     """Rich console for prompts and progress on stderr."""
-    from rich.console import Console
-
-    return Console(stderr=True)
+    return _console(stderr=True)
 
 
 def echo_data(text: str) -> None:
@@ -170,9 +256,25 @@ def must_ask(*, yes: bool, what: str) -> bool:
     return True
 
 
-def confirm(question: str) -> None:
-    """Ask on the terminal; anything but yes changes nothing (exit 2)."""
-    from itemctl.core.errors import UsageError
+# Questions answered yes during this invocation (main() clears it; its retries keep it).
+_confirmed: set[str] = set()
 
-    if not typer.confirm(question, default=False, err=True):
+
+def forget_confirmations() -> None:
+    _confirmed.clear()
+
+
+def confirm(question: str) -> None:
+    """Ask on the terminal; anything but yes changes nothing (exit 2).
+
+    A question answered yes is not asked again in this process: a command run again
+    after a deadlock does what the person already agreed to.
+    """
+    from itemctl.core.errors import UsageError
+    from itemctl.core.text import escape_controls
+
+    if question in _confirmed:
+        return
+    if not typer.confirm(escape_controls(question, keep_newlines=True), default=False, err=True):
         raise UsageError("not confirmed; nothing changed")
+    _confirmed.add(question)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from itemctl.core.errors import TransientConflict
+from itemctl.core.errors import ItemctlError, LockTimeout, classify
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -30,6 +30,7 @@ class State:
     email: str | None = None
     environment: str | None = None
     connect_timeout: float | None = None
+    lock_timeout: float | None = None
     _config: Config | None = field(default=None, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
 
@@ -43,6 +44,7 @@ class State:
                 user=self.user,
                 email=self.email,
                 connect_timeout=self.connect_timeout,
+                lock_timeout=self.lock_timeout,
             )
         return self._config
 
@@ -52,38 +54,44 @@ class State:
 
             config = self.config()
             self._engine = create_db_engine(
-                config.database, connect_timeout=config.connect_timeout
+                config.database, connect_timeout=config.connect_timeout, lock_timeout=config.lock_timeout
             )
         return self._engine
 
 
 @contextmanager
 def database_errors(state: State) -> Iterator[None]:
-    """Translate driver errors that are not a service's business into exit codes."""
-    from sqlalchemy import exc
-
-    from itemctl.core.db import is_unreachable, unreachable_error
-
+    """Classify what fails while talking to the database, naming the database and, for a
+    lock not granted in time, the session that holds it."""
     try:
         yield
-    except exc.DBAPIError as error:
-        if is_unreachable(error):
-            raise unreachable_error(error, state.config().database) from error
-        if getattr(error.orig, "sqlstate", None) in ("40001", "40P01"):
-            raise TransientConflict(
-                "the change collided with a concurrent one (serialization failure or deadlock) and was rolled back",
-                hint="run the command again",
-            ) from error
+    except ItemctlError:
         raise
+    except Exception as error:
+        config = state.config()
+        classified = classify(error, database=f"database {config.database.display()}")
+        if classified is None:
+            raise
+        if isinstance(classified, LockTimeout):
+            from itemctl.core.db import lock_holders
+
+            holder = lock_holders(state.engine())
+            classified = LockTimeout(
+                f"gave up after {config.lock_timeout:g} s waiting for a lock held by another session"
+                f"{': ' + holder if holder else ''}; nothing was changed",
+                hint="end that session's transaction, or raise --lock-timeout",
+            )
+        raise classified from error
 
 
 @contextmanager
 def command_session(
-    state: State, *, actor: bool = True, rollback: bool = False
+    state: State, *, actor: bool = True, writes: bool = True, rollback: bool = False
 ) -> Iterator[tuple[Session, User | None]]:
     """Open the command's transaction, check the schema and resolve the actor.
 
-    With ``rollback`` (a dry run) the transaction is rolled back even on success.
+    A command that only reads (``writes=False``) never creates its actor. With
+    ``rollback`` (a dry run) the transaction is rolled back even on success.
     """
     from itemctl.core.db import session_scope
     from itemctl.services import migrate
@@ -103,6 +111,7 @@ def command_session(
                     username=config.user,
                     email=config.email,
                     environment=config.environment,
+                    create=writes,
                 )
             yield session, user
 
@@ -115,6 +124,6 @@ def _migrate_embedded(engine: Engine) -> None:
 
     if migrate.current(engine) == SCHEMA_HEAD:
         return
-    result = migrate.migrate(engine)
+    result = migrate.migrate(engine, on_notice=notice)
     if result.applied:
         notice(f"embedded database migrated to {result.after} ({engine.url.database})")

@@ -25,7 +25,7 @@ def list_command(ctx: typer.Context, output: OutputOption = None) -> None:
     """
     from itemctl.services import tags
 
-    with command_session(ctx.obj) as (session, _actor):
+    with command_session(ctx.obj, writes=False) as (session, _actor):
         records = tags.list_tags(session=session)
     emit([t.model_dump(mode="json") for t in records], output, columns=TAG_COLUMNS, id_field="name")
 
@@ -78,10 +78,11 @@ def delete_command(
     """
     from itemctl.services import tags
 
-    ask = must_ask(yes=yes, what="delete")
-    with command_session(ctx.obj) as (session, actor):
-        if ask:
+    if must_ask(yes=yes, what="delete"):
+        # Asked before the deleting transaction: no lock is held while a person decides.
+        with command_session(ctx.obj, writes=False) as (session, actor):
             tag = tags.tag_to_delete(session=session, actor=actor, name=name)
-            confirm(f"Delete tag {tag.name!r}? It is on {tag.item_count} item(s), which stay.")
+        confirm(f"Delete tag {tag.name!r}? It is on {tag.item_count} item(s), which stay.")
+    with command_session(ctx.obj) as (session, actor):
         gone = tags.delete_tag(session=session, actor=actor, name=name)
     notice(f"deleted tag {gone.name!r}; {gone.item_count} item(s) lost it")

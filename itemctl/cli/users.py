@@ -15,13 +15,14 @@ from itemctl.core.logging import notice
 app = typer.Typer(help="Manage users.", no_args_is_help=True)
 
 USER_COLUMNS = ("id", "username", "email", "is_admin", "created_at", "item_count")
+USER_TABLE_COLUMNS = ("username", "email", "is_admin", "item_count", "created_at")
 UsernameArgument = Annotated[
     str, typer.Argument(metavar="USERNAME", help="Letters, digits and . _ @ -", autocompletion=complete_usernames)
 ]
 
 
 def _emit_users(records, output) -> None:
-    emit(records, output, columns=USER_COLUMNS, id_field="username")
+    emit(records, output, columns=USER_COLUMNS, id_field="username", table_columns=USER_TABLE_COLUMNS)
 
 
 @app.command("list")
@@ -36,7 +37,7 @@ def list_command(
     """
     from itemctl.services import users
 
-    with command_session(ctx.obj) as (session, _actor):
+    with command_session(ctx.obj, writes=False) as (session, _actor):
         records = users.list_users(session=session, admins_only=admins)
     _emit_users([u.model_dump(mode="json") for u in records], output)
 
@@ -49,21 +50,26 @@ def get_command(ctx: typer.Context, username: UsernameArgument, output: OutputOp
     """
     from itemctl.services import users
 
-    with command_session(ctx.obj) as (session, _actor):
+    with command_session(ctx.obj, writes=False) as (session, _actor):
         user = users.public_user(session=session, user=users.get_user(session=session, username=username))
     _emit_users(user.model_dump(mode="json"), output)
 
 
 @app.command("whoami")
 def whoami_command(ctx: typer.Context, output: OutputOption = None) -> None:
-    """Show the user itemctl acts as (created on first use).
+    """Show the user itemctl acts as (created by the first command that changes data).
 
     Example: itemctl --as alice users whoami -o json
     """
+    from sqlalchemy import inspect
+
     from itemctl.services import users
 
-    with command_session(ctx.obj) as (session, actor):
+    with command_session(ctx.obj, writes=False) as (session, actor):
         record = users.public_user(session=session, user=actor)
+        stored = inspect(actor).persistent
+    if not stored:
+        notice(f"user {actor.username!r} does not exist yet: the first command that changes data creates it")
     _emit_users(record.model_dump(mode="json"), output)
 
 
@@ -110,7 +116,9 @@ def update_command(
     changes = {k: v for k, v in (("email", email), ("is_admin", admin)) if v is not None}
     user_in = validated(UserUpdate, changes)
     with command_session(ctx.obj) as (session, actor):
-        user = users.update_user(session=session, actor=actor, username=username, user_in=user_in)
+        user = users.update_user(
+            session=session, actor=actor, username=username, user_in=user_in, on_notice=notice
+        )
     _emit_users(user.model_dump(mode="json"), output)
 
 
@@ -126,10 +134,11 @@ def delete_command(
     """
     from itemctl.services import users
 
-    ask = must_ask(yes=yes, what="delete")
-    with command_session(ctx.obj) as (session, actor):
-        if ask:
+    if must_ask(yes=yes, what="delete"):
+        # Asked before the deleting transaction: no lock is held while a person decides.
+        with command_session(ctx.obj, writes=False) as (session, actor):
             user = users.user_to_delete(session=session, actor=actor, username=username)
-            confirm(f"Delete user {user.username!r} and the {user.item_count} item(s) they own?")
+        confirm(f"Delete user {user.username!r} and the {user.item_count} item(s) they own?")
+    with command_session(ctx.obj) as (session, actor):
         gone = users.delete_user(session=session, actor=actor, username=username)
     notice(f"deleted user {gone.username!r} and {gone.item_count} item(s)")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from itemctl.core.errors import DatabaseUnavailable, register_secret
@@ -30,6 +30,9 @@ from itemctl.core.errors import DatabaseUnavailable, register_secret
 LOCAL = "local"
 DEV_USER = "dev-user"
 DEV_EMAIL = "dev-user@example.com"
+DEFAULT_LOCK_TIMEOUT = 30.0
+# The variables that name a database: set but empty is an error, never "not set".
+DATABASE_VARIABLES = ("ITEMCTL_DATABASE_URL", "DATABASE_URL", "POSTGRES_SERVER")
 
 
 class Settings(BaseSettings):
@@ -37,9 +40,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    database_url: str | None = Field(
-        None, validation_alias=AliasChoices("ITEMCTL_DATABASE_URL", "DATABASE_URL")
-    )
+    itemctl_database_url: str | None = Field(None, validation_alias="ITEMCTL_DATABASE_URL")
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
     postgres_server: str | None = Field(None, validation_alias="POSTGRES_SERVER")
     postgres_port: int = Field(5432, validation_alias="POSTGRES_PORT")
     postgres_user: str | None = Field(None, validation_alias="POSTGRES_USER")
@@ -49,7 +51,10 @@ class Settings(BaseSettings):
     environment: str = Field(LOCAL, validation_alias=AliasChoices("ITEMCTL_ENV", "ENVIRONMENT"))
     user: str | None = Field(None, validation_alias="ITEMCTL_USER")
     email: str | None = Field(None, validation_alias="ITEMCTL_EMAIL")
-    connect_timeout: float = Field(10, validation_alias="ITEMCTL_CONNECT_TIMEOUT")
+    connect_timeout: float = Field(10, validation_alias="ITEMCTL_CONNECT_TIMEOUT", ge=0)
+    lock_timeout: float = Field(DEFAULT_LOCK_TIMEOUT, validation_alias="ITEMCTL_LOCK_TIMEOUT", ge=0)
+    itemctl_env: str | None = Field(None, validation_alias="ITEMCTL_ENV")
+    ci: str | None = Field(None, validation_alias="CI")
     data_dir: Path | None = Field(None, validation_alias="ITEMCTL_DATA_DIR")
 
 
@@ -85,24 +90,85 @@ class DatabaseTarget:
     def is_postgres(self) -> bool:
         return self.url.startswith("postgresql")
 
-
-def normalise_url(url: str) -> str:
-    """``postgres://`` and ``postgresql://`` mean PostgreSQL through psycopg 3."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+    def display(self) -> str:
+        """The URL with its password hidden, and where it came from."""
+        return f"{hide_password(self.url)} (from {self.source})"
 
 
-def _password_of(url: str) -> str | None:
-    # Parsed by hand: this must work even for URLs SQLAlchemy would reject.
+def _split_password(url: str) -> tuple[str, str, str] | None:
+    """(``scheme://user``, password, ``@host…``), parsed by hand so any string works,
+    even one SQLAlchemy would reject; None when the URL holds no password."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return None
-    userinfo, at, _ = rest.rpartition("@")
+    userinfo, at, host = rest.rpartition("@")
     if not at or ":" not in userinfo:
         return None
-    return userinfo.split(":", 1)[1]
+    user, password = userinfo.split(":", 1)
+    return f"{scheme}://{user}", password, f"@{host}"
+
+
+def hide_password(url: str) -> str:
+    """``postgresql+psycopg://app:***@db/items``."""
+    parts = _split_password(url)
+    return url if parts is None else f"{parts[0]}:***{parts[2]}"
+
+
+SUPPORTED_SCHEMES = ("postgresql+psycopg", "sqlite")
+
+
+def normalise_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` mean PostgreSQL through psycopg 3.
+
+    A libpq multi-host URL (``postgresql://h1:5432,h2:5433/db?target_session_attrs=…``)
+    is passed on as libpq reads it: SQLAlchemy takes several hosts as ``host`` query
+    parameters, so the hosts move there unchanged.
+    """
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("postgresql+psycopg://"):
+        url = _hosts_to_query(url)
+    return url
+
+
+def _hosts_to_query(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    query = "&".join(f"host={host}" for host in hosts.split(",") if host)
+    query = f"{query}&{parts.query}" if parts.query else query
+    return urlunsplit((parts.scheme, f"{userinfo}{at}", parts.path, query, parts.fragment))
+
+
+def check_url(url: str, source: str) -> None:
+    """Exit 7 for a URL that is not one: unknown scheme or driver, bad port, not a URL."""
+    from sqlalchemy.engine import make_url
+
+    shown = hide_password(url)
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - a non-numeric port fails here
+    except Exception as error:  # ArgumentError, ValueError: not a URL we can use
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DatabaseUnavailable(
+            f"invalid database URL {shown!r} from {source}: {reason}",
+            hint="use postgresql://USER@HOST:PORT/DB or sqlite:///PATH",
+        ) from None
+    if parsed.drivername not in SUPPORTED_SCHEMES:
+        raise DatabaseUnavailable(
+            f"unsupported database URL {shown!r} from {source}: {parsed.drivername} is not supported",
+            hint="itemctl speaks PostgreSQL (postgresql://, through psycopg 3) and SQLite (sqlite:///PATH)",
+        )
+
+
+def _password_of(url: str) -> str | None:
+    parts = _split_password(url)
+    return None if parts is None else parts[1]
 
 
 def _register_url_secret(url: str) -> None:
@@ -142,27 +208,61 @@ def resolve_database(
     dotenv: Settings,
     environment: str,
     embedded: Path,
+    *,
+    explicit_local_needed: bool = False,
 ) -> DatabaseTarget:
     """Walk the contract's order and return the first database that is configured."""
     register_secret(os.environ.get("PGPASSWORD"))
-    if cli_url:
-        _register_url_secret(cli_url)
-        return DatabaseTarget(normalise_url(cli_url), "--database-url")
+    if cli_url is not None:
+        return _url_target(cli_url, "--database-url")
     for layer, where in ((environ, "environment"), (dotenv, ".env")):
-        if layer.database_url:
-            _register_url_secret(layer.database_url)
-            return DatabaseTarget(normalise_url(layer.database_url), f"DATABASE_URL ({where})")
-        if layer.postgres_server:
-            return DatabaseTarget(_from_postgres_keys(layer), f"POSTGRES_* ({where})")
+        for variable, value in (
+            ("ITEMCTL_DATABASE_URL", layer.itemctl_database_url),
+            ("DATABASE_URL", layer.database_url),
+        ):
+            if value is not None:
+                return _url_target(value, f"{variable} ({where})")
+        if layer.postgres_server is not None:
+            if not layer.postgres_server.strip():
+                raise _empty(f"POSTGRES_SERVER ({where})")
+            target = DatabaseTarget(_from_postgres_keys(layer), f"POSTGRES_* ({where})")
+            check_url(target.url, target.source)
+            return target
     if os.environ.get("PGHOST") or os.environ.get("PGSERVICE"):
         # An empty URL: libpq fills host, port, user, password and database from PG*.
         return DatabaseTarget("postgresql+psycopg://", "PGHOST/PGSERVICE (libpq)")
-    if environment == LOCAL:
+    if environment == LOCAL and not explicit_local_needed:
         return DatabaseTarget(f"sqlite:///{embedded}", "embedded default", embedded=True)
+    if environment == LOCAL:
+        raise DatabaseUnavailable(
+            "no database configured: CI is set, so the embedded default is used only with ITEMCTL_ENV=local",
+            hint="set ITEMCTL_DATABASE_URL (did a CI secret not arrive?), or ITEMCTL_ENV=local for a throwaway database",
+        )
     raise DatabaseUnavailable(
         f"no database configured for environment {environment!r}",
         hint="pass --database-url or set ITEMCTL_DATABASE_URL (or DATABASE_URL, POSTGRES_SERVER, PGHOST)",
     )
+
+
+def _empty(variable: str) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"{variable} is set but empty",
+        hint="give it a database URL, or unset it (a CI secret that did not arrive?)",
+    )
+
+
+def _url_target(value: str, source: str) -> DatabaseTarget:
+    if not value.strip():
+        raise _empty(source)
+    _register_url_secret(value)
+    target = DatabaseTarget(normalise_url(value), source)
+    check_url(target.url, source)
+    return target
+
+
+def ci_is_set(value: str | None) -> bool:
+    """As CI services set it: anything but empty, ``0`` or ``false``."""
+    return bool(value) and value.strip().lower() not in ("", "0", "false")
 
 
 @dataclass(frozen=True)
@@ -174,6 +274,21 @@ class Config:
     user: str | None
     email: str | None
     connect_timeout: float
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+
+
+def _settings(kind: type[Settings]) -> Settings:
+    """Read one layer; a value of the wrong type is one line naming its variable (exit 7)."""
+    try:
+        return kind()
+    except ValidationError as error:
+        problem = error.errors()[0]
+        variable = ".".join(str(part) for part in problem["loc"]) or "a setting"
+        value = problem.get("input")
+        raise DatabaseUnavailable(
+            f"invalid value {value!r} for {variable}: {problem['msg'].removeprefix('Value error, ')}",
+            hint=f"fix or unset {variable}",
+        ) from None
 
 
 def load_config(
@@ -183,16 +298,26 @@ def load_config(
     user: str | None = None,
     email: str | None = None,
     connect_timeout: float | None = None,
+    lock_timeout: float | None = None,
 ) -> Config:
     """Resolve the configuration: explicit arguments (the CLI's global options) first."""
-    environ = EnvironmentOnly()
-    dotenv = DotenvOnly()
-    merged = Settings()  # environment beats .env for the plain settings
+    environ = _settings(EnvironmentOnly)
+    dotenv = _settings(DotenvOnly)
+    merged = _settings(Settings)  # environment beats .env for the plain settings
     env = environment or merged.environment
+    explicit_local = environment == LOCAL or environ.itemctl_env == LOCAL
     return Config(
-        database=resolve_database(database_url, environ, dotenv, env, embedded_path(merged)),
+        database=resolve_database(
+            database_url,
+            environ,
+            dotenv,
+            env,
+            embedded_path(merged),
+            explicit_local_needed=ci_is_set(environ.ci) and not explicit_local,
+        ),
         environment=env,
         user=user or merged.user,
         email=email or merged.email,
         connect_timeout=connect_timeout if connect_timeout is not None else merged.connect_timeout,
+        lock_timeout=lock_timeout if lock_timeout is not None else merged.lock_timeout,
     )

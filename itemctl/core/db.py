@@ -10,21 +10,25 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlmodel import Session
 
 from itemctl.core.config import DatabaseTarget
-from itemctl.core.errors import DatabaseUnavailable, Interrupted, redact
+from itemctl.core.errors import DatabaseUnavailable, Interrupted, is_unreachable
+from itemctl.core.text import fold_case
 from itemctl.core.logging import is_verbose, log_statements
 
-# SQLSTATEs that mean "could not talk to the database (any more)": connection
-# exceptions, authentication, unknown database, and the server ending the session
-# (administrator, crash or shutdown: 57P01-57P03; not 57014, a cancelled statement).
-_UNREACHABLE_SQLSTATES = ("08", "28", "3D", "57P01", "57P02", "57P03")
+def create_db_engine(
+    target: DatabaseTarget, *, connect_timeout: float = 10, lock_timeout: float | None = None
+) -> Engine:
+    """An engine for the target; SQLite gets foreign keys and real transactions.
 
-
-def create_db_engine(target: DatabaseTarget, *, connect_timeout: float = 10) -> Engine:
-    """An engine for the target; SQLite gets foreign keys and real transactions."""
+    ``lock_timeout`` bounds every wait for a lock another session holds: on PostgreSQL
+    ``SET LOCAL lock_timeout`` at the start of each transaction (a SET LOCAL lives as long
+    as the transaction, as PgBouncer's transaction mode requires); on SQLite the busy
+    timeout of the database file. None: wait as long as the server lets us.
+    """
     if target.is_postgres:
         engine = create_engine(
             target.url,
             poolclass=_null_pool(),
+            hide_parameters=True,
             connect_args={
                 "connect_timeout": max(1, round(connect_timeout)),
                 "application_name": "itemctl",
@@ -33,12 +37,17 @@ def create_db_engine(target: DatabaseTarget, *, connect_timeout: float = 10) -> 
                 "prepare_threshold": None,
             },
         )
+        if lock_timeout is not None:
+            _postgres_lock_timeout(engine, lock_timeout)
     else:
         if target.embedded:
-            from pathlib import Path
-
-            Path(target.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(target.url, poolclass=_null_pool())
+            _make_data_dir(target)
+        engine = create_engine(
+            target.url,
+            poolclass=_null_pool(),
+            hide_parameters=True,
+            connect_args={"timeout": lock_timeout if lock_timeout is not None else 5.0},
+        )
         _sqlite_transactions(engine)
     if is_verbose():
         log_statements(engine)
@@ -47,6 +56,67 @@ def create_db_engine(target: DatabaseTarget, *, connect_timeout: float = 10) -> 
         # ends a session mid-COPY; the error itself reaches the user as one line.
         logging.getLogger("psycopg").addHandler(logging.NullHandler())
     return engine
+
+
+def _make_data_dir(target: DatabaseTarget) -> None:
+    from pathlib import Path
+
+    directory = Path(target.url.removeprefix("sqlite:///")).parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatabaseUnavailable(
+            f"cannot use the data directory {directory}: {error.strerror}",
+            hint="set ITEMCTL_DATA_DIR to a writable directory, or configure a database",
+        ) from None
+
+
+def _postgres_lock_timeout(engine: Engine, seconds: float) -> None:
+    setting = f"SET LOCAL lock_timeout = '{int(seconds * 1000)}ms'"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql(setting)
+
+
+def lock_holders(engine: Engine) -> str | None:
+    """Who is probably holding the lock we gave up on, in words; None if nobody is seen.
+
+    The wait is over when we ask, so ``pg_blocking_pids()`` of our own session has
+    nothing left to say; instead, the sessions of this database that hold a lock in an
+    open transaction, strongest lock on one of our tables first, then the oldest.
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    query = """
+        SELECT a.pid, a.application_name, extract(epoch FROM now() - a.xact_start)::int
+        FROM pg_stat_activity a
+        WHERE a.pid <> pg_backend_pid() AND a.datname = current_database()
+          AND a.xact_start IS NOT NULL
+          AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted
+                      AND l.mode NOT IN ('AccessShareLock'))
+        ORDER BY (SELECT max(CASE l.mode WHEN 'AccessExclusiveLock' THEN 3 WHEN 'ExclusiveLock' THEN 2
+                                         WHEN 'ShareRowExclusiveLock' THEN 2 WHEN 'ShareLock' THEN 2 ELSE 1 END)
+                  FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                  WHERE l.pid = a.pid AND l.granted
+                    AND c.relname IN ('item', 'item_tag', 'tag', 'user', 'audit_log', 'alembic_version')) DESC NULLS LAST,
+                 a.xact_start
+        LIMIT 1
+    """
+    try:
+        with engine.connect() as connection:
+            row = connection.exec_driver_sql(query).first()
+    except exc.DBAPIError:
+        return None
+    if row is None:
+        return None
+    pid, application, seconds = row
+    return f"pid {pid} (application_name {application or '(none)'!r}, in its transaction for {seconds} s)"
+
+
+def unicode_lower(value):
+    """lower() for every script, as PostgreSQL's is: ``Ärger`` and ``ärger`` fold together."""
+    return fold_case(value) if isinstance(value, str) else value
 
 
 def _null_pool():
@@ -65,39 +135,20 @@ def _sqlite_transactions(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, connection_record):
         dbapi_connection.isolation_level = None
+        # SQLite's own lower() folds ASCII only; PostgreSQL's folds every script. The
+        # same rule on both: Python's, registered under the same name (it also serves
+        # SQLite's expression index on lower(tag.name) and LIKE through lower()).
+        dbapi_connection.create_function("lower", 1, unicode_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN")
-
-
-def is_unreachable(error: exc.DBAPIError) -> bool:
-    """True when the error means the database could not be reached or refused us."""
-    sqlstate = getattr(error.orig, "sqlstate", None)
-    if error.connection_invalidated:
-        return True
-    if isinstance(error, exc.OperationalError) and sqlstate is None:
-        # psycopg reports refused connections, timeouts, unknown hosts and bad
-        # passwords during connect without an SQLSTATE (or with class 08/28).
-        return error.orig.__class__.__module__.startswith("psycopg")
-    return bool(sqlstate) and sqlstate.startswith(_UNREACHABLE_SQLSTATES)
-
-
-def unreachable_error(error: exc.DBAPIError, target: DatabaseTarget) -> DatabaseUnavailable:
-    from sqlalchemy.engine import make_url
-
-    try:
-        where = make_url(target.url).render_as_string(hide_password=True)
-    except Exception:
-        where = target.source
-    reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-    return DatabaseUnavailable(
-        redact(f"database {where} is unreachable: {reason}"),
-        hint=f"database from {target.source}",
-    )
+        # IMMEDIATE: take the write lock now, waiting up to the busy timeout for another
+        # writer. A deferred transaction that reads and then writes gets SQLITE_BUSY at
+        # once, without waiting, when another connection wrote in between.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _commit(session: Session) -> None:

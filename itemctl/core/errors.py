@@ -85,3 +85,165 @@ def redact(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+class LockTimeout(ConflictError):
+    """A lock held by another session was not granted within --lock-timeout."""
+
+
+# -- the one classification of failures ---------------------------------------------------
+#
+# Every exception that is not already an ItemctlError passes through ``classify`` on its
+# way to the user: driver errors of both backends (by SQLSTATE or SQLite's error name),
+# SQLAlchemy's URL and driver errors, Alembic's command errors and OS errors on paths.
+# What it does not know stays unclassified: exit 1, a bug. Messages are built from the
+# driver's primary message only, never from the statement or its parameters.
+
+# PostgreSQL SQLSTATEs (or classes, by prefix) that mean "could not talk to the database
+# (any more)": connection exceptions, authentication, unknown database, and the server
+# ending the session (57P01-57P03; not 57014, a cancelled statement).
+UNREACHABLE_SQLSTATES = ("08", "28", "3D", "57P01", "57P02", "57P03")
+TRANSIENT_SQLSTATES = ("40001", "40P01")
+LOCK_NOT_AVAILABLE = "55P03"
+READ_ONLY = "25006"
+QUERY_CANCELED = "57014"
+UNDEFINED_OBJECT_SQLSTATES = ("42P01", "42703", "42883")
+
+# SQLite result codes by name (sqlite3.Error.sqlite_errorname, Python 3.11+).
+_SQLITE_UNUSABLE = ("SQLITE_NOTADB", "SQLITE_CANTOPEN", "SQLITE_CORRUPT", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_PERM", "SQLITE_AUTH")
+_SQLITE_READONLY = "SQLITE_READONLY"
+_SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def primary_message(error: BaseException) -> str:
+    """The driver's own message, first line only: never the statement or its parameters."""
+    orig = getattr(error, "orig", None) or error
+    diag = getattr(orig, "diag", None)
+    text = getattr(diag, "message_primary", None) or str(orig)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
+def sqlstate_of(error: BaseException) -> str | None:
+    return getattr(getattr(error, "orig", None), "sqlstate", None)
+
+
+def _sqlite_name(error: BaseException) -> str | None:
+    return getattr(getattr(error, "orig", None), "sqlite_errorname", None)
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """True for a driver error meaning the database could not be reached or refused us."""
+    from sqlalchemy import exc
+
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    sqlstate = sqlstate_of(error)
+    if isinstance(error, exc.OperationalError) and sqlstate is None:
+        # psycopg reports refused connections, timeouts, unknown hosts and bad passwords
+        # during connect without an SQLSTATE.
+        return type(error.orig).__module__.startswith("psycopg")
+    return bool(sqlstate) and sqlstate.startswith(UNREACHABLE_SQLSTATES)
+
+
+def classify(error: BaseException, *, database: str = "the database") -> ItemctlError | None:
+    """The ItemctlError (exit code, one line, hint) this failure means, or None for a bug.
+
+    ``database`` names the database for messages (its URL with the password hidden).
+    """
+    if isinstance(error, ItemctlError):
+        return error
+    if isinstance(error, KeyboardInterrupt):
+        return Interrupted("interrupted; nothing was changed")
+    module = type(error).__module__
+    if module.startswith("sqlalchemy"):
+        return _classify_sqlalchemy(error, database)
+    if module.startswith("alembic"):
+        # CommandError ("Can't locate revision identified by '0009'") and the revision
+        # map's errors (a relative downgrade past the base): a revision that is not there.
+        return SchemaError(
+            f"{primary_message(error).rstrip('.')}",
+            hint="see `itemctl db history` for the revisions this itemctl knows",
+        )
+    if isinstance(error, OSError) and getattr(error, "filename", None):
+        return InvalidInput(f"cannot use {error.filename}: {error.strerror or primary_message(error)}")
+    return None
+
+
+def _classify_sqlalchemy(error: BaseException, database: str) -> ItemctlError | None:
+    from sqlalchemy import exc
+
+    if isinstance(error, (exc.ArgumentError, exc.NoSuchModuleError)) and not isinstance(error, exc.DBAPIError):
+        return DatabaseUnavailable(
+            f"invalid database URL: {primary_message(error)}",
+            hint="use postgresql://USER@HOST:PORT/DB or sqlite:///PATH",
+        )
+    if not isinstance(error, exc.DBAPIError):
+        return None
+    reason = primary_message(error)
+    if is_unreachable(error):
+        return DatabaseUnavailable(f"{database} is unreachable: {reason}")
+    sqlstate = sqlstate_of(error) or ""
+    name = _sqlite_name(error) or ""
+    if sqlstate in TRANSIENT_SQLSTATES:
+        return TransientConflict(
+            "the change collided with a concurrent one (serialization failure or deadlock) and was rolled back",
+            hint="run the command again",
+        )
+    if sqlstate == LOCK_NOT_AVAILABLE or name in _SQLITE_BUSY:
+        return LockTimeout(
+            "gave up waiting for a lock held by another session; nothing was changed",
+            hint="find the other session, or raise --lock-timeout",
+        )
+    if sqlstate == READ_ONLY or name == _SQLITE_READONLY:
+        return DatabaseUnavailable(
+            f"{database} is read-only (a hot standby, or default_transaction_read_only) and this command writes; nothing was changed",
+            hint="point itemctl at the primary server",
+        )
+    if sqlstate == QUERY_CANCELED:
+        why = "statement_timeout" if "statement timeout" in reason else "a cancel request"
+        return DatabaseUnavailable(
+            f"the server cancelled a statement ({why}: {reason}); nothing was changed",
+            hint="raise the server's statement_timeout, or run the command when the server is less busy",
+        )
+    if name in _SQLITE_UNUSABLE:
+        return DatabaseUnavailable(f"{database} is not usable: {reason}")
+    if sqlstate.startswith(UNDEFINED_OBJECT_SQLSTATES) or "no such table" in reason or "no such column" in reason:
+        return SchemaError(
+            f"the database schema does not match this itemctl: {reason}",
+            hint="run `itemctl db check`",
+        )
+    if sqlstate.startswith("23") or name.startswith("SQLITE_CONSTRAINT"):
+        return ConflictError(f"a concurrent change conflicts with this one: {reason}", hint="run the command again")
+    if sqlstate == "42501":
+        return PermissionDenied(f"the database role may not do this: {reason}")
+    if sqlstate.startswith(("53", "58")):
+        return DatabaseUnavailable(f"{database} cannot do this now: {reason}")
+    if sqlstate.startswith(("22", "54")) or isinstance(error, exc.DataError):
+        # Also the driver's own refusals before sending (psycopg: a NUL in text).
+        return InvalidInput(f"the database refused a value: {reason}")
+    return None
+
+
+def format_traceback(error: BaseException) -> str:
+    """The traceback for --verbose: every frame, but each exception told by its driver's
+    first line only, so no SQL text or bound parameter is ever printed."""
+    import traceback
+
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        chain.append(current)
+        seen.add(id(current))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    parts = []
+    for exception in reversed(chain):
+        frames = "".join(traceback.format_tb(exception.__traceback__))
+        parts.append(
+            "Traceback (most recent call last):\n" + frames
+            + f"{type(exception).__module__}.{type(exception).__qualname__}: {primary_message(exception)}\n"
+        )
+    return redact("\nThe above exception led to the following one:\n\n".join(parts))

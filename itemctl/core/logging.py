@@ -6,6 +6,7 @@ import sys
 import time
 
 from itemctl.core.errors import redact
+from itemctl.core.text import escape_controls
 
 _verbosity = 0  # -1 quiet, 0 normal, 1 verbose
 
@@ -23,15 +24,23 @@ def is_quiet() -> bool:
     return _verbosity < 0
 
 
+def say(message: str) -> None:
+    """Print to stderr for people: passwords masked, control characters shown escaped.
+
+    The one way text reaches stderr (notices, debug lines, errors).
+    """
+    print(escape_controls(redact(message), keep_newlines=True), file=sys.stderr, flush=True)
+
+
 def notice(message: str) -> None:
     """A status line for people (never for scripts); silenced by ``--quiet``."""
     if not is_quiet():
-        print(redact(message), file=sys.stderr, flush=True)
+        say(message)
 
 
 def debug(message: str) -> None:
     if is_verbose():
-        print(redact(message), file=sys.stderr, flush=True)
+        say(message)
 
 
 def log_statements(engine) -> None:

@@ -10,6 +10,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy import Column, ForeignKey, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from itemctl.core.text import clean_text
 from itemctl.models.base import UTCDateTime, new_id, utcnow
 from itemctl.models.tag import clean_tag_names
 from itemctl.models.user import check_username
@@ -18,27 +19,24 @@ TITLE_MAX = 255
 DESCRIPTION_MAX = 1000
 
 
-def _trimmed(value):
-    return value.strip() if isinstance(value, str) else value
+def _title(value):
+    """Trimmed, NFC, no control character (contract §1); lengths are checked after this."""
+    return clean_text(value.strip()) if isinstance(value, str) else value
 
 
-def _empty_is_none(value):
-    return None if value == "" else value
-
-
-def _no_nul(value):
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
+def _description(value):
+    """Empty means none; NFC; newlines and tabs allowed, ``\r\n`` stored as ``\n``."""
+    if value == "":
+        return None
+    return clean_text(value, multiline=True) if isinstance(value, str) else value
 
 
 class ItemBase(SQLModel):
     title: str = Field(min_length=1, max_length=TITLE_MAX)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
 
-    _trim_title = field_validator("title", mode="before")(_trimmed)
-    _empty_description = field_validator("description", mode="before")(_empty_is_none)
-    _no_nul = field_validator("title", "description")(_no_nul)
+    _title = field_validator("title", mode="before")(_title)
+    _description = field_validator("description", mode="before")(_description)
 
 
 class ItemCreate(ItemBase):
@@ -62,9 +60,8 @@ class ItemImportRow(BaseModel):
     owner: str | None = None
     tags: list[str] = []
 
-    _trim_title = field_validator("title", mode="before")(_trimmed)
-    _empty_description = field_validator("description", mode="before")(_empty_is_none)
-    _no_nul = field_validator("title", "description")(_no_nul)
+    _title = field_validator("title", mode="before")(_title)
+    _description = field_validator("description", mode="before")(_description)
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -92,9 +89,8 @@ class ItemUpdate(SQLModel):
     title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
 
-    _trim_title = field_validator("title", mode="before")(_trimmed)
-    _empty_description = field_validator("description", mode="before")(_empty_is_none)
-    _no_nul = field_validator("title", "description")(_no_nul)
+    _title = field_validator("title", mode="before")(_title)
+    _description = field_validator("description", mode="before")(_description)
 
 
 class Item(ItemBase, table=True):

@@ -8,6 +8,7 @@ from pydantic import field_validator
 from sqlalchemy import Index, func
 from sqlmodel import Field, SQLModel
 
+from itemctl.core.text import clean_text, fold_case
 from itemctl.models.base import new_id
 
 TAG_NAME_MAX = 64
@@ -22,9 +23,10 @@ def clean_tag_name(value: str) -> str:
         raise ValueError(f"tag {value[:20]!r}... is longer than {TAG_NAME_MAX} characters")
     if "," in value or ";" in value:
         raise ValueError(f"tag {value!r} must not contain ',' or ';'")
-    if "\x00" in value:
-        raise ValueError("a tag name must not contain NUL characters")
-    return value
+    try:
+        return clean_text(value)
+    except ValueError as error:
+        raise ValueError(f"tag {value!r} {error}") from None
 
 
 def clean_tag_names(values: list[str]) -> list[str]:
@@ -35,8 +37,8 @@ def clean_tag_names(values: list[str]) -> list[str]:
         if not isinstance(value, str):
             raise ValueError("tags must be strings")
         name = clean_tag_name(value)
-        if name.lower() not in seen:
-            seen.add(name.lower())
+        if fold_case(name) not in seen:
+            seen.add(fold_case(name))
             names.append(name)
     return names
 

@@ -7,9 +7,10 @@ import uuid
 from datetime import datetime
 
 from pydantic import EmailStr, field_validator
-from sqlalchemy import Column
+from sqlalchemy import Column, Index, func
 from sqlmodel import Field, SQLModel
 
+from itemctl.core.text import clean_text
 from itemctl.models.base import UTCDateTime, new_id, utcnow
 
 USERNAME_CHARACTERS = re.compile(r"[A-Za-z0-9._@-]+")
@@ -17,8 +18,10 @@ USERNAME_MAX = 255
 
 
 def blank_is_none(value):
-    """An empty email means none (``--email ""`` clears one)."""
-    return None if isinstance(value, str) and not value.strip() else value
+    """An empty email means none (``--email ""`` clears one); else NFC, no control characters."""
+    if isinstance(value, str):
+        return clean_text(value.strip()) if value.strip() else None
+    return value
 
 
 def check_username(value: str) -> str:
@@ -58,6 +61,10 @@ class User(UserBase, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+
+
+# Emails are unique in any case (contract §1): "Alice@example.com" and "alice@…" are one.
+Index("uq_user_lower_email", func.lower(User.__table__.c.email), unique=True)
 
 
 class UserPublic(SQLModel):

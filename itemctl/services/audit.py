@@ -8,10 +8,18 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from itemctl.core.errors import InvalidInput
 from itemctl.models import AuditEntry, AuditPublic, User
 from itemctl.services.identity import require_admin
 
 MAX_LIMIT = 10_000
+# Every action an entry may record: `audit list --action` is checked against these.
+ACTIONS = (
+    "items.create", "items.update", "items.tag", "items.untag", "items.delete", "items.import",
+    "users.create", "users.update", "users.delete",
+    "tags.create", "tags.rename", "tags.delete",
+    "db.migrate", "db.downgrade", "db.restore",
+)
 
 
 def database_role(session: Session) -> str | None:
@@ -35,6 +43,7 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Add one entry; it commits or rolls back with the change it describes."""
+    assert action in ACTIONS, f"unknown audit action {action!r}"
     name = actor.username if isinstance(actor, User) else actor
     session.add(
         AuditEntry(actor=name, db_role=database_role(session), action=action, target=target, details=details or {})
@@ -51,8 +60,11 @@ def list_entries(
     since: datetime | None = None,
     limit: int = 100,
 ) -> list[AuditPublic]:
-    """Newest first; admins only."""
+    """Newest first; admins only. An action that does not exist is invalid (exit 6), so a
+    typo never passes for "no such changes"."""
     require_admin(actor, "read the audit trail")
+    if action is not None and action not in ACTIONS:
+        raise InvalidInput(f"unknown action {action!r}: the actions are {', '.join(ACTIONS)}")
     statement = select(AuditEntry)
     if by:
         statement = statement.where(AuditEntry.actor == by)

@@ -25,12 +25,13 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, text
 from sqlmodel import Session, select
 
+from itemctl.core.csvio import csv_writer
 from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied
 from itemctl.models import Item, ItemImportRow, ItemTag, Tag, User
 from itemctl.models.base import new_id, utcnow
 from itemctl.services import audit
 from itemctl.services.common import describe_validation_error
-from itemctl.services.tags import ensure_tags
+from itemctl.services.tags import ensure_tags, tag_order
 
 Format = Literal["csv", "jsonl", "json"]
 Mode = Literal["insert", "upsert", "skip"]
@@ -379,12 +380,22 @@ def _check_and_write(loader: _Loader, options: ImportOptions, invalid: _Problems
         loader.reject_unknown_owners_and_duplicates()
     else:
         loader.find_unknown_owners(invalid)
-        if invalid.total or not loader.unique_index_finds_duplicates:
+        # The unique index on (owner, title) catches repeats among new items as they are
+        # written; a repeat of an existing item (skip, upsert) never reaches it.
+        if invalid.total or options.mode != "insert" or not loader.unique_index_finds_duplicates:
             loader.find_duplicates(invalid)
         if invalid.total:
             raise InvalidInput(invalid.report("invalid"))
     if options.mode == "insert":
-        loader.check_conflicts()
+        try:
+            loader.check_conflicts()
+        except ConflictError:
+            # A repeat within the input is invalid, and that comes before any conflict.
+            if not options.rejects and loader.unique_index_finds_duplicates:
+                loader.find_duplicates(invalid)
+            if invalid.total:
+                raise InvalidInput(invalid.report("invalid")) from None
+            raise
     phase("writing")
     try:
         summary.inserted, summary.updated = loader.write()
@@ -413,13 +424,14 @@ UNKNOWN_OWNERS = """
     ORDER BY s.line LIMIT :limit
 """
 DUPLICATES = """
-    SELECT d.line, d.rownum, d.first_line, d.owner, d.title, count(*) OVER () FROM (
+    SELECT d.line, d.rownum, d.first_line, d.first_row, d.owner, d.title, count(*) OVER () FROM (
         SELECT s.line, s.rownum, s.owner, s.title,
-               min(s.line) OVER (PARTITION BY s.owner, s.title) AS first_line
+               first_value(s.line) OVER w AS first_line, first_value(s.rownum) OVER w AS first_row
         FROM import_row s
+        WINDOW w AS (PARTITION BY s.owner, s.title ORDER BY s.rownum)
     ) d
-    WHERE d.line <> d.first_line
-    ORDER BY d.line LIMIT :limit
+    WHERE d.rownum <> d.first_row
+    ORDER BY d.rownum LIMIT :limit
 """
 CONFLICTS = """
     SELECT s.line, s.rownum, s.owner, s.title, count(*) OVER () FROM import_row s
@@ -432,13 +444,15 @@ REJECT_UNKNOWN_OWNERS = """
     WHERE NOT EXISTS (SELECT 1 FROM "user" u WHERE u.username = import_row.owner)
     RETURNING line, rownum, owner, source
 """
+# Records are told apart by their number, not their line: a JSON array may hold many
+# records on one line.
 REJECT_DUPLICATES = """
     DELETE FROM import_row
-    WHERE line IN (
-        SELECT d.line FROM (
-            SELECT s.line, min(s.line) OVER (PARTITION BY s.owner, s.title) AS first_line
+    WHERE rownum IN (
+        SELECT d.rownum FROM (
+            SELECT s.rownum, min(s.rownum) OVER (PARTITION BY s.owner, s.title) AS first_row
             FROM import_row s
-        ) d WHERE d.line <> d.first_line
+        ) d WHERE d.rownum <> d.first_row
     )
     RETURNING line, rownum, owner, title, source
 """
@@ -469,8 +483,8 @@ class _Loader:
     def find_duplicates(self, problems: _Problems) -> None:
         """Add every repeat of an (owner, title) after its first line to ``problems``."""
         rows = self._query(DUPLICATES, limit=MAX_REPORTED)
-        for line, row, first_line, owner, title, _total in rows:
-            problems.add(line, row, f"title: {title!r} for owner {owner!r} is also on line {first_line}")
+        for line, row, first_line, first_row, owner, title, _total in rows:
+            problems.add(line, row, f"title: {title!r} for owner {owner!r} is also on {where(first_line, first_row)}")
         if rows:
             problems.total += rows[0][-1] - len(rows)
 
@@ -812,15 +826,14 @@ def _export_postgres(connection: Connection, statement, out: IO[bytes], fmt: str
 
 def _export_rows(connection: Connection, statement, out: IO[bytes], fmt: str) -> int:
     writer = codecs.getwriter("utf-8")(out)
-    # CRLF, as RFC 4180 has it: then a lone \r inside a value is quoted too.
-    csv_writer = csv.writer(writer) if fmt == "csv" else None
-    if csv_writer:
-        csv_writer.writerow(FIELDS)
+    rows = csv_writer(writer) if fmt == "csv" else None
+    if rows:
+        rows.writerow(FIELDS)
     count = 0
     for title, description, owner, tags in connection.execute(statement).yield_per(BATCH):
-        names = sorted(tags or [], key=lambda n: (n.casefold(), n)) if isinstance(tags, list) else _split(tags)
-        if csv_writer:
-            csv_writer.writerow([title, description or "", owner, ";".join(names)])
+        names = sorted(tags or [], key=tag_order) if isinstance(tags, list) else _split(tags)
+        if rows:
+            rows.writerow([title, description or "", owner, ";".join(names)])
         else:
             record = {"title": title, "description": description, "owner": owner, "tags": names}
             writer.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -830,4 +843,4 @@ def _export_rows(connection: Connection, statement, out: IO[bytes], fmt: str) ->
 
 
 def _split(tags: str | None) -> list[str]:
-    return sorted(tags.split(";"), key=lambda n: (n.casefold(), n)) if tags else []
+    return sorted(tags.split(";"), key=tag_order) if tags else []

@@ -6,8 +6,9 @@ from sqlalchemy import exc
 from sqlmodel import Session, select
 
 from itemctl.core.config import DEV_EMAIL, DEV_USER, LOCAL
-from itemctl.core.errors import ConflictError, PermissionDenied
+from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied
 from itemctl.models import User, UserCreate
+from itemctl.models.user import check_username
 from itemctl.services.common import validated
 
 
@@ -21,12 +22,14 @@ def created_in_this_command(session: Session, user: User) -> bool:
 
 
 def resolve_actor(
-    *, session: Session, username: str | None, email: str | None, environment: str
+    *, session: Session, username: str | None, email: str | None, environment: str, create: bool = True
 ) -> User:
     """Return the acting user, creating a non-admin for a name seen for the first time.
 
     In ``local`` with no identity the actor is ``dev-user``; elsewhere no identity is
-    permission denied. The email is used only when the user is created.
+    permission denied. The email is used only when the user is created. Without
+    ``create`` (a read-only command) an unknown name acts as a non-admin that is never
+    stored: a typo in ``--as`` leaves no user behind.
     """
     if not username:
         if environment != LOCAL:
@@ -35,10 +38,16 @@ def resolve_actor(
                 hint="pass --as USERNAME or set ITEMCTL_USER",
             )
         username, email = DEV_USER, email or DEV_EMAIL
+    try:
+        check_username(username)
+    except ValueError as error:
+        raise InvalidInput(f"invalid username {username!r} (from --as or ITEMCTL_USER): {error}") from None
     actor = _by_username(session, username)
     if actor is not None:
         return actor
     user_in = validated(UserCreate, {"username": username, "email": email, "is_admin": False})
+    if not create:
+        return User.model_validate(user_in)  # transient: not added to the session
     try:
         # A savepoint: a concurrent first use of the same name must not spoil our transaction.
         with session.begin_nested():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
@@ -14,15 +14,17 @@ from sqlalchemy import and_, delete, exists, func, literal, literal_column, or_,
 from sqlmodel import Session, select
 
 from itemctl.core.errors import InvalidInput, NotFoundError, UsageError
+from itemctl.core.text import clean_text
 from itemctl.models import Item, ItemCreate, ItemPublic, ItemTag, ItemUpdate, Tag, User
 from itemctl.models.base import utcnow
 from itemctl.services import audit
 from itemctl.services.common import conflict_on_duplicate
-from itemctl.services.identity import require_owner_or_admin
-from itemctl.services.tags import ensure_tags, find_tags
+from itemctl.services.identity import require_admin, require_owner_or_admin
+from itemctl.services.tags import ensure_tags, find_tags, tag_order
 from itemctl.services.users import get_user
 
 Sort = Literal["newest", "oldest", "title"]
+Notify = Callable[[str], None]
 MAX_LIMIT = 10_000
 PREFIX_MIN = 8
 _HEX = re.compile(r"[0-9a-f]+")
@@ -30,7 +32,12 @@ _HEX = re.compile(r"[0-9a-f]+")
 
 @dataclass
 class ItemFilters:
-    """The filters shared by ``items list``, ``items count`` and ``items export``."""
+    """The filters shared by ``items list``, ``items count`` and ``items export``.
+
+    A filter given with an empty value is refused (exit 6), never taken as "no filter": a
+    script whose variable is unset must not widen a listing, an export or a delete. Text
+    is compared in NFC, as it is stored.
+    """
 
     owner: str | None = None
     mine: bool = False
@@ -38,6 +45,22 @@ class ItemFilters:
     search: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for option, value in (("--owner", self.owner), ("--search", self.search), *(("--tag", t) for t in self.tags)):
+            if value is not None and not value.strip():
+                raise InvalidInput(f"{option} was given an empty value", hint=f"leave {option} out to match everything")
+        try:
+            if self.search is not None:
+                self.search = clean_text(self.search)
+            self.tags = [clean_text(t.strip()) for t in self.tags]
+        except ValueError as error:
+            raise InvalidInput(f"invalid filter: {error}") from None
+
+    @property
+    def given(self) -> bool:
+        """True when at least one filter narrows the match."""
+        return bool(self.owner or self.mine or self.tags or self.search or self.created_after or self.created_before)
 
 
 def parse_timestamp(value: str | None, option: str) -> datetime | None:
@@ -96,7 +119,7 @@ def _tag_names(session: Session, item_ids: Sequence[uuid.UUID]) -> dict[uuid.UUI
         for item_id, name in rows:
             names[item_id].append(name)
     for tag_list in names.values():
-        tag_list.sort(key=lambda n: (n.casefold(), n))
+        tag_list.sort(key=tag_order)
     return names
 
 
@@ -196,21 +219,28 @@ def export_statement(*, session: Session, actor: User, filters: ItemFilters, tag
         .where(ItemTag.item_id == Item.id)
         .correlate(Item)
     )
+    ties = (User.username, Item.title)
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import aggregate_order_by
 
+        ties = (User.username.collate("C"), Item.title.collate("C"))  # code point, as SQLite
+        # By code point, as tag_order sorts on the client (not the database's collation).
+        order = (func.lower(Tag.name).collate("C"), Tag.name.collate("C"))
         if tags_as_list:
-            aggregate = func.array_agg(aggregate_order_by(Tag.name, func.lower(Tag.name), Tag.name))
+            aggregate = func.array_agg(aggregate_order_by(Tag.name, *order))
             tags = func.coalesce(names.with_only_columns(aggregate).scalar_subquery(), text("'{}'::text[]"))
         else:
-            separator = aggregate_order_by(literal_column("';'"), func.lower(Tag.name), Tag.name)
+            separator = aggregate_order_by(literal_column("';'"), *order)
             tags = names.with_only_columns(func.string_agg(Tag.name, separator)).scalar_subquery()
     else:
         tags = names.with_only_columns(func.group_concat(Tag.name, ";")).scalar_subquery()
+    # Ties (an import gives its rows one timestamp) are broken by owner and title, which
+    # identify an item on every backend, rather than by id: the same items export alike
+    # from SQLite and PostgreSQL whatever their ids.
     statement = (
         select(Item.title, Item.description, User.username.label("owner"), tags.label("tags"))
         .join(User, User.id == Item.owner_id)
-        .order_by(Item.created_at, Item.id)
+        .order_by(Item.created_at, *ties)
     )
     return _filtered(statement, session, actor, filters)
 
@@ -227,7 +257,7 @@ def _owner_for(session: Session, actor: User, owner: str | None, action: str) ->
     if owner is None or owner == actor.username:
         return actor
     target = get_user(session=session, username=owner)
-    require_owner_or_admin(actor, target.id, action)
+    require_admin(actor, action)
     return target
 
 
@@ -251,22 +281,33 @@ def create_item(
     with conflict_on_duplicate(session, _duplicate_title(item.title, owner_user)):
         session.add(item)
         session.flush()
-    _link(session, item, ensure_tags(session=session, names=item_in.tags))
+    _link(session, item, ensure_tags(session=session, names=item_in.tags), new_item=True)
     public = public_item(session, item)
     audit.record(session, actor=actor, action="items.create", target=str(item.id),
                  details={"title": public.title, "owner": public.owner, "tags": public.tags})
     return public
 
 
-def _link(session: Session, item: Item, tags: Sequence[Tag]) -> None:
-    present = set(
-        session.exec(select(ItemTag.tag_id).where(ItemTag.item_id == item.id)).all()
-    )
+def _linked_tag_ids(session: Session, item: Item) -> set[uuid.UUID]:
+    return set(session.exec(select(ItemTag.tag_id).where(ItemTag.item_id == item.id)).all())
+
+
+def _link(session: Session, item: Item, tags: Sequence[Tag], *, new_item: bool = False) -> None:
+    """Link the tags the item lacks (a new item has none, so nothing is asked)."""
+    present = _linked_tag_ids(session, item) if tags and not new_item else set()
     for tag in tags:
         if tag.id not in present:
             session.add(ItemTag(item_id=item.id, tag_id=tag.id))
             present.add(tag.id)
     session.flush()
+
+
+def _quiet(message: str) -> None:
+    """The default ``on_notice``: say nothing."""
+
+
+def _unchanged(item: Item, why: str, on_notice: Notify) -> None:
+    on_notice(f"item {str(item.id)[:8]} unchanged: {why}; nothing was written")
 
 
 def update_item(
@@ -276,52 +317,73 @@ def update_item(
     ref: str,
     item_in: ItemUpdate,
     owner: str | None = None,
+    on_notice: Notify = _quiet,
 ) -> ItemPublic:
-    """Change title, description or (admins only) owner; updated_at moves on."""
+    """Change title, description or (admins only) owner; updated_at moves on.
+
+    Permission comes first; a change that changes nothing writes nothing (no updated_at,
+    no audit entry) and says so.
+    """
     item = find_item(session, ref)
     require_owner_or_admin(actor, item.owner_id, "update this item")
     changes = item_in.model_dump(exclude_unset=True)
-    owner_user = session.get(User, item.owner_id)
-    if owner is not None and owner != owner_user.username:
-        owner_user = get_user(session=session, username=owner)
-        require_owner_or_admin(actor, owner_user.id, "give an item to another user")
-        changes["owner_id"] = owner_user.id
     if "title" in changes and changes["title"] is None:
         raise InvalidInput("invalid title: must not be empty")
+    changes = {k: v for k, v in changes.items() if getattr(item, k) != v}
+    details: dict = {"changes": dict(changes)} if changes else {}
+    owner_user = session.get(User, item.owner_id)
+    if owner is not None and owner != owner_user.username:
+        new_owner = get_user(session=session, username=owner)
+        require_admin(actor, "give an item to another user")
+        changes["owner_id"] = new_owner.id
+        details["owner"] = {"from": owner_user.username, "to": new_owner.username}
+        owner_user = new_owner
+    if not changes:
+        _unchanged(item, "the title, description and owner are already as given", on_notice)
+        return public_item(session, item)
     item.sqlmodel_update(changes)
     item.updated_at = utcnow()
     with conflict_on_duplicate(session, _duplicate_title(item.title, owner_user)):
         session.add(item)
         session.flush()
     public = public_item(session, item)
-    changed = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in changes.items()}
-    audit.record(session, actor=actor, action="items.update", target=str(item.id), details={"changes": changed})
+    audit.record(session, actor=actor, action="items.update", target=str(item.id), details=details)
     return public
 
 
-def tag_item(*, session: Session, actor: User, ref: str, names: list[str]) -> ItemPublic:
+def tag_item(*, session: Session, actor: User, ref: str, names: list[str], on_notice: Notify = _quiet) -> ItemPublic:
     """Add tags (created when new, matched case-insensitively when not)."""
     item = find_item(session, ref)
     require_owner_or_admin(actor, item.owner_id, "tag this item")
-    _link(session, item, ensure_tags(session=session, names=names))
+    present = _linked_tag_ids(session, item)
+    wanted = ensure_tags(session=session, names=names)
+    new = [tag for tag in wanted if tag.id not in present]
+    if not new:
+        _unchanged(item, "it has every one of these tags already", on_notice)
+        return public_item(session, item)
+    _link(session, item, new)
     item.updated_at = utcnow()
     session.add(item)
-    audit.record(session, actor=actor, action="items.tag", target=str(item.id), details={"tags": names})
+    audit.record(session, actor=actor, action="items.tag", target=str(item.id), details={"tags": [t.name for t in new]})
     return public_item(session, item)
 
 
-def untag_item(*, session: Session, actor: User, ref: str, names: list[str]) -> ItemPublic:
+def untag_item(*, session: Session, actor: User, ref: str, names: list[str], on_notice: Notify = _quiet) -> ItemPublic:
     """Remove tags from an item; the tags themselves stay."""
     item = find_item(session, ref)
     require_owner_or_admin(actor, item.owner_id, "untag this item")
-    tags = find_tags(session=session, names=names)
+    present = _linked_tag_ids(session, item)
+    linked = [tag for tag in find_tags(session=session, names=names) if tag.id in present]
+    if not linked:
+        _unchanged(item, "it has none of these tags", on_notice)
+        return public_item(session, item)
     session.execute(
-        delete(ItemTag).where(ItemTag.item_id == item.id, ItemTag.tag_id.in_([t.id for t in tags]))
+        delete(ItemTag).where(ItemTag.item_id == item.id, ItemTag.tag_id.in_([t.id for t in linked]))
     )
     item.updated_at = utcnow()
     session.add(item)
     session.flush()
-    audit.record(session, actor=actor, action="items.untag", target=str(item.id), details={"tags": names})
+    audit.record(session, actor=actor, action="items.untag", target=str(item.id), details={"tags": [t.name for t in linked]})
     return public_item(session, item)
 
 

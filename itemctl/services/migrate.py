@@ -11,24 +11,44 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, exc, text
 
-from itemctl.core.db import is_unreachable
-from itemctl.core.errors import SchemaError
-from itemctl.core.logging import notice
-from itemctl.models import SCHEMA_HEAD
+from itemctl.core.errors import (
+    ConflictError,
+    ItemctlError,
+    classify,
+    SchemaError,
+    is_unreachable,
+    primary_message,
+    sqlstate_of,
+    LOCK_NOT_AVAILABLE,
+    QUERY_CANCELED,
+    READ_ONLY,
+)
+from itemctl.core.db import lock_holders
+from itemctl.models import KNOWN_REVISIONS, SCHEMA_HEAD
+
+Notify = Callable[[str], None]
 
 # "itemctl!" as a big-endian 64-bit integer: the key of the migration advisory lock.
 MIGRATION_LOCK_KEY = int.from_bytes(b"itemctl!", "big")
 LOCK_RETRIES = 3
 MIGRATE_HINT = "run `itemctl db migrate`"
+UPGRADE_HINT = "upgrade itemctl"
+DEFAULT_LOCK_TIMEOUT = 5.0
+DEFAULT_WAIT = 600.0
+
+
+def _quiet(message: str) -> None:
+    """The default for a service's ``on_notice``: say nothing."""
 
 
 def migrations_dir() -> Path:
@@ -84,8 +104,26 @@ def schema_revision(connection: Connection) -> str | None:
 
 
 def _is_missing_table(error: exc.DBAPIError) -> bool:
-    sqlstate = getattr(error.orig, "sqlstate", None)
-    return sqlstate == "42P01" or "no such table" in str(error.orig)
+    return sqlstate_of(error) == "42P01" or "no such table" in str(error.orig)
+
+
+def newer_error(current: str, head: str = SCHEMA_HEAD) -> SchemaError:
+    """A database migrated by a newer itemctl: named as such, never "run db migrate"."""
+    return SchemaError(
+        f"the database is at revision {current}, newer than this itemctl (head {head}); nothing was changed",
+        hint=UPGRADE_HINT,
+    )
+
+
+def is_newer(current: str | None) -> bool:
+    """True when the revision is not one of this itemctl's migrations (a newer one made it)."""
+    return current is not None and current not in _known_revisions()
+
+
+def _known_revisions() -> set[str]:
+    if os.environ.get("ITEMCTL_MIGRATIONS_DIR"):  # other scripts: ask them
+        return {rev.revision for rev in _script().walk_revisions()}
+    return set(KNOWN_REVISIONS)
 
 
 def _revision_in_transaction(connection: Connection) -> str | None:
@@ -102,6 +140,8 @@ def require_head(connection: Connection) -> None:
         return
     if current is None:
         raise SchemaError("the database has no itemctl schema", hint=MIGRATE_HINT)
+    if is_newer(current):
+        raise newer_error(current)
     raise SchemaError(
         f"the database schema is at revision {current}, this itemctl needs {SCHEMA_HEAD}",
         hint=MIGRATE_HINT,
@@ -117,29 +157,33 @@ class MigrationResult:
     after: str | None
     applied: list[str] = field(default_factory=list)
     destructive: list[str] = field(default_factory=list)
+    newer: bool = False  # the database is at a revision this itemctl does not know
 
 
-class _Guard:
-    """What the current run allows, read by the drop-table/drop-column implementations.
+@dataclass
+class _Policy:
+    """What one run allows, read by the drop-table/drop-column implementations."""
 
-    Outside ``destructive_policy`` everything is allowed (and recorded nowhere), so plain
-    Alembic use in the same process, such as a downgrade, is not affected.
-    """
+    allow: bool
+    seen: list[str] = field(default_factory=list)
 
-    allow_destructive = True
-    seen: list[str] = []
-    installed = False
+
+# Outside ``destructive_policy`` there is no policy: everything is allowed and recorded
+# nowhere, so plain Alembic use in the same process (a downgrade) is not affected.
+_policy: ContextVar[_Policy | None] = ContextVar("itemctl_destructive_policy", default=None)
+_guard_installed = False
 
 
 @contextmanager
 def destructive_policy(*, allow: bool) -> Iterator[list[str]]:
     """Refuse (or allow and record) drops of tables and columns for the block."""
     _install_destructive_guard()
-    _Guard.allow_destructive, _Guard.seen = allow, []
+    policy = _Policy(allow)
+    token = _policy.set(policy)
     try:
-        yield _Guard.seen
+        yield policy.seen
     finally:
-        _Guard.allow_destructive, _Guard.seen = True, []
+        _policy.reset(token)
 
 
 def _install_destructive_guard() -> None:
@@ -149,19 +193,22 @@ def _install_destructive_guard() -> None:
     text; a refused drop raises before anything is executed, and the surrounding
     transaction rolls back whatever the run had already done.
     """
-    if _Guard.installed:
+    global _guard_installed
+    if _guard_installed:
         return
     from alembic.operations import Operations, ops, toimpl
 
     def guarded(kind, describe, implementation):
         def run(operations, operation, **kw):
-            what = describe(operation)
-            if not _Guard.allow_destructive:
-                raise SchemaError(
-                    f"migration refused: it would {kind} {what}",
-                    hint="review it, then rerun with --allow-destructive",
-                )
-            _Guard.seen.append(f"{kind} {what}")
+            policy = _policy.get()
+            if policy is not None:
+                what = describe(operation)
+                if not policy.allow:
+                    raise SchemaError(
+                        f"migration refused: it would {kind} {what}",
+                        hint="review it, then rerun with --allow-destructive",
+                    )
+                policy.seen.append(f"{kind} {what}")
             return implementation(operations, operation, **kw)
 
         return run
@@ -172,10 +219,17 @@ def _install_destructive_guard() -> None:
     Operations.implementation_for(ops.DropColumnOp, replace=True)(
         guarded("drop column", lambda o: f"{o.table_name}.{o.column_name}", toimpl.drop_column)
     )
-    _Guard.installed = True
+    _guard_installed = True
 
 
-def _lock_and_limit(connection: Connection, lock_timeout: float, statement_timeout: float = 0) -> None:
+def _lock_and_limit(
+    connection: Connection,
+    lock_timeout: float,
+    statement_timeout: float = 0,
+    *,
+    wait: float = DEFAULT_WAIT,
+    on_notice: Notify = _quiet,
+) -> None:
     """Take the migration lock, then bound every later statement of the transaction.
 
     All settings are SET LOCAL: they end with the transaction, as PgBouncer's
@@ -187,25 +241,53 @@ def _lock_and_limit(connection: Connection, lock_timeout: float, statement_timeo
         # A killed client's backend notices within a second and rolls back, releasing
         # the lock, even in the middle of a long statement.
         connection.exec_driver_sql("SET LOCAL client_connection_check_interval = '1s'")
-    # Wait as long as it takes for another migrator (it will finish), but never queue
-    # behind an application's lock for longer than lock_timeout.
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    _take_migration_lock(connection, wait, on_notice)
+    # Never queue behind an application's lock for longer than lock_timeout.
     connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
     if statement_timeout:
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'")
 
 
-def _first_line(error: exc.DBAPIError) -> str:
-    return str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+def _take_migration_lock(connection: Connection, wait: float, on_notice: Notify) -> None:
+    """The advisory lock: at once when free; else say who holds it and wait at most ``wait``."""
+    key = {"key": MIGRATION_LOCK_KEY}
+    if connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar():
+        return
+    holder = _advisory_holder(connection)
+    on_notice(f"waiting for another `itemctl db migrate` to finish ({holder}); at most {wait:g} s")
+    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(wait * 1000))}ms'")
+    try:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+    except exc.DBAPIError as error:
+        if sqlstate_of(error) != LOCK_NOT_AVAILABLE:
+            raise
+        raise ConflictError(
+            f"gave up after {wait:g} s waiting for another `itemctl db migrate` ({holder}); nothing was changed",
+            hint="let it finish, or raise --wait",
+        ) from None
 
 
-def _statement(error: exc.DBAPIError) -> str:
-    statement = " ".join((error.statement or "").split())
-    return statement if len(statement) <= 80 else statement[:77] + "..."
+def _advisory_holder(connection: Connection) -> str:
+    row = connection.execute(
+        text(
+            """
+            SELECT a.pid, a.application_name, extract(epoch FROM now() - a.xact_start)::int
+            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted
+              AND l.classid = :high AND l.objid = :low AND l.objsubid = 1
+            LIMIT 1
+            """
+        ),
+        {"high": MIGRATION_LOCK_KEY >> 32, "low": MIGRATION_LOCK_KEY & 0xFFFFFFFF},
+    ).first()
+    if row is None:
+        return "holder unknown"
+    pid, application, seconds = row
+    return f"pid {pid}, application_name {application or '(none)'!r}, running for {seconds} s"
 
 
 def _is_lock_timeout(error: exc.DBAPIError) -> bool:
-    return getattr(error.orig, "sqlstate", None) == "55P03"
+    return sqlstate_of(error) == LOCK_NOT_AVAILABLE
 
 
 def migrate(
@@ -213,14 +295,17 @@ def migrate(
     *,
     revision: str = "head",
     allow_destructive: bool = False,
-    lock_timeout: float = 5.0,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     statement_timeout: float = 0,
+    wait: float = DEFAULT_WAIT,
     actor: str | None = None,
+    on_notice: Notify = _quiet,
 ) -> MigrationResult:
     """Upgrade to ``revision`` in one transaction; retry a few times on lock timeouts.
 
     Destructive operations that were allowed are recorded in the audit trail (when the
-    schema has one) in the same transaction, under ``actor`` if given.
+    schema has one) in the same transaction, under ``actor`` if given. A database at a
+    revision this itemctl does not know is left alone (``newer`` in the result).
     """
     from alembic import command
 
@@ -232,8 +317,10 @@ def migrate(
                 engine.connect() as connection,
                 connection.begin(),
             ):
-                _lock_and_limit(connection, lock_timeout, statement_timeout)
+                _lock_and_limit(connection, lock_timeout, statement_timeout, wait=wait, on_notice=on_notice)
                 before = _revision_in_transaction(connection)
+                if is_newer(before):
+                    return MigrationResult(before, before, newer=True)
                 command.upgrade(alembic_config(connection=connection), revision)
                 after = _revision_in_transaction(connection)
                 applied_drops = list(destructive)
@@ -241,22 +328,33 @@ def migrate(
                     _audit_destructive(connection, actor, before, after, applied_drops)
             return MigrationResult(before, after, _applied_between(before, after), applied_drops)
         except exc.DBAPIError as error:
-            if is_unreachable(error):
-                raise
+            if is_unreachable(error) or sqlstate_of(error) in (READ_ONLY, QUERY_CANCELED):
+                raise  # not the migration's fault: classified like any command's
             if not _is_lock_timeout(error):
                 raise SchemaError(
-                    f"migration failed, the schema is unchanged: {_first_line(error)}",
+                    f"migration failed, the schema is unchanged: {primary_message(error)}",
                     hint="fix the migration or the database, then run `itemctl db migrate` again",
                 ) from error
             attempt += 1
             if attempt > LOCK_RETRIES:
+                holder = lock_holders(engine)
                 raise SchemaError(
                     f"migration gave up after {attempt} tries: a lock was held longer than "
-                    f"lock_timeout ({lock_timeout:g} s) for `{_statement(error)}`; the schema is unchanged",
-                    hint="find the long transaction in pg_stat_activity, or raise --lock-timeout",
+                    f"lock_timeout ({lock_timeout:g} s){' by ' + holder if holder else ''}; the schema is unchanged",
+                    hint="end that transaction, or raise --lock-timeout",
                 ) from error
-            notice(f"waiting for a lock timed out; retrying ({attempt}/{LOCK_RETRIES})")
+            on_notice(f"waiting for a lock timed out; retrying ({attempt}/{LOCK_RETRIES})")
             time.sleep(min(2**attempt * 0.25, 2))
+        except (ItemctlError, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if classify(error) is not None:  # an unknown revision and such: classified as usual
+                raise
+            # A revision that raised (a data check, a bug in the script): rolled back whole.
+            raise SchemaError(
+                f"migration failed, the schema is unchanged: {primary_message(error)}",
+                hint="fix the migration or the data it names, then run `itemctl db migrate` again",
+            ) from error
 
 
 def _audit_destructive(connection: Connection, actor, before, after, operations: list[str]) -> None:
@@ -304,22 +402,58 @@ def downgrade(engine: Engine, *, revision: str) -> MigrationResult:
     from alembic import command
 
     with engine.connect() as connection, connection.begin():
-        _lock_and_limit(connection, 5.0)
+        _lock_and_limit(connection, DEFAULT_LOCK_TIMEOUT)
         before = _revision_in_transaction(connection)
+        if is_newer(before):
+            raise newer_error(before, head_revision())
         command.downgrade(alembic_config(connection=connection), revision)
         after = _revision_in_transaction(connection)
     return MigrationResult(before, after)
 
 
+def history_order() -> list[str]:
+    """Every revision id, from the base to head."""
+    return [rev.revision for rev in reversed(list(_script().walk_revisions()))]
+
+
 def resolve_downgrade_target(engine: Engine, target: str) -> str:
-    """``-N`` means N revisions below the current one; anything else goes to Alembic."""
-    if not target.startswith("-"):
-        return target
+    """The revision to downgrade to: ``-N`` steps back, ``base``, or a revision below the
+    database's own; anything else (past the base, head, a revision above) is exit 8."""
     with engine.connect() as connection:
         current = schema_revision(connection)
     if current is None:
         raise SchemaError("the database has no itemctl schema; nothing to downgrade")
-    return f"{current}{target}"
+    if is_newer(current):
+        raise newer_error(current, head_revision())
+    script = _script()
+    order = history_order()
+    position = order.index(current)
+    if target.startswith("-"):
+        steps = target[1:]
+        if not steps.isdigit() or int(steps) == 0:
+            raise SchemaError(f"invalid relative revision {target!r}: give -N with N at least 1")
+        if int(steps) > position + 1:
+            raise SchemaError(
+                f"cannot go {steps} revisions back from {current}: the database is {position + 1} above the base",
+                hint="`itemctl db downgrade base` removes every revision",
+            )
+        return order[position - int(steps)] if int(steps) <= position else "base"
+    if target == "base":
+        return target
+    try:
+        revision = script.get_revision(target)
+    except Exception:  # alembic's CommandError / ResolutionError: not one of ours
+        revision = None
+    if revision is None:
+        raise SchemaError(
+            f"unknown revision {target!r}", hint="see `itemctl db history` for the revisions this itemctl knows"
+        )
+    if order.index(revision.revision) >= position:
+        raise SchemaError(
+            f"cannot downgrade to {target} ({revision.revision}): it is not below the database's revision {current}",
+            hint="see `itemctl db history`",
+        )
+    return revision.revision
 
 
 @dataclass

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from sqlalchemy import delete, func, literal
 from sqlmodel import Session, select
 
 from itemctl.core.errors import ConflictError, NotFoundError
+from itemctl.core.text import fold_case
 from itemctl.models import ItemTag, Tag, TagCreate, TagPublic, User
 from itemctl.services import audit
 from itemctl.services.common import conflict_on_duplicate, validated
 from itemctl.services.identity import require_admin
 
 
+def tag_order(name: str) -> tuple[str, str]:
+    """How tag names are listed everywhere: case-folded, then as spelled, by code point
+    (PostgreSQL sorts the same with ``lower(name) COLLATE "C", name COLLATE "C"``)."""
+    return (fold_case(name), name)
+
+
 def _by_name(session: Session, name: str) -> Tag | None:
-    # Both sides lowered by the database, as its unique index on lower(name) is: SQLite's
-    # lower() folds ASCII only, PostgreSQL's follows the database's locale.
-    return session.exec(select(Tag).where(func.lower(Tag.name) == func.lower(literal(name.strip())))).first()
+    # Both sides lowered by the database, as its unique index on lower(name) is (on
+    # SQLite, itemctl's Unicode-wide lower()); the name compared in NFC, as stored.
+    wanted = unicodedata.normalize("NFC", name.strip())
+    return session.exec(select(Tag).where(func.lower(Tag.name) == func.lower(literal(wanted)))).first()
 
 
 def get_tag(*, session: Session, name: str) -> Tag:
@@ -35,7 +45,7 @@ def ensure_tags(*, session: Session, names: list[str]) -> list[Tag]:
     tags: dict[str, Tag] = {}
     for name in names:
         clean = validated(TagCreate, {"name": name}).name
-        key = clean.lower()
+        key = fold_case(clean)
         if key in tags:
             continue
         tag = _by_name(session, clean)

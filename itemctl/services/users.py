@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
@@ -84,11 +86,19 @@ def _refuse_last_admin(session: Session, user: User, action: str) -> None:
         raise ConflictError(f"cannot {action} {user.username!r}: it is the last admin")
 
 
-def update_user(*, session: Session, actor: User, username: str, user_in: UserUpdate) -> UserPublic:
+def update_user(
+    *, session: Session, actor: User, username: str, user_in: UserUpdate, on_notice: Callable[[str], None] = lambda m: None
+) -> UserPublic:
+    """Admins only (bootstrap: granting admin while none exists). A change that changes
+    nothing writes nothing and says so."""
     changes = user_in.model_dump(exclude_unset=True)
     grants = changes.get("is_admin") is True and set(changes) == {"is_admin"}
     _require_user_admin(session, actor, "update users", grants_admin=grants)
     user = get_user(session=session, username=username)
+    changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
+    if not changes:
+        on_notice(f"user {user.username!r} unchanged: nothing to change; nothing was written")
+        return public_user(session=session, user=user)
     if changes.get("is_admin") is False:
         _refuse_last_admin(session, user, "demote")
     user.sqlmodel_update(changes)

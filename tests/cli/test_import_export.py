@@ -139,7 +139,7 @@ def test_file_level_errors(alice, tmp_path):
 
 def test_importing_for_another_owner_needs_admin(itemctl, tmp_path):
     path = write_csv(tmp_path / "x.csv", [{"title": "x", "owner": "bob"}])
-    itemctl("--as", "bob", "users", "whoami")
+    itemctl("--as", "bob", "items", "create", "bob's own")  # bob exists from his first change
     denied = itemctl("--as", "alice", "items", "import", path)
     assert denied.exit_code == 5 and "admin" in denied.stderr
     itemctl("--as", "root", "users", "create", "root", "--admin")
@@ -206,3 +206,15 @@ def test_an_unreadable_input_is_invalid(alice, tmp_path):
     folder.mkdir()
     result = alice("items", "import", str(folder))
     assert result.exit_code == 6 and "cannot read" in result.stderr
+
+
+def test_export_file_takes_its_format_from_the_extension_unless_format_says(any_itemctl, tmp_path):
+    any_itemctl("--as", "alice", "items", "create", "one", "--tag", "x")
+    for name, first in (("out.jsonl", "{"), ("out.ndjson", "{"), ("out.csv", "title,"), ("out.txt", "title,")):
+        result = any_itemctl("--as", "alice", "items", "export", "--file", str(tmp_path / name))
+        assert result.exit_code == 0, result
+        assert (tmp_path / name).read_text().startswith(first), name
+    flag_wins = any_itemctl("--as", "alice", "items", "export", "--file", str(tmp_path / "x.csv"), "--format", "jsonl")
+    assert flag_wins.exit_code == 0 and (tmp_path / "x.csv").read_text().startswith("{")
+    reimported = any_itemctl("--as", "alice", "items", "import", str(tmp_path / "out.jsonl"), "--mode", "skip", "-o", "json")
+    assert reimported.json()["skipped"] == 1

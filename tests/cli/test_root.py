@@ -10,7 +10,7 @@ from tests.conftest import run_process
 def test_help_lists_every_group(run):
     result = run("--help")
     assert result.exit_code == 0
-    for group in ("items", "users", "tags", "db"):
+    for group in ("items", "users", "tags", "db", "audit"):
         assert f"  {group} " in result.stdout
 
 

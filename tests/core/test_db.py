@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import exc
 
-from itemctl.core.db import is_unreachable
+from itemctl.core.errors import is_unreachable
 
 
 class _DriverError(Exception):

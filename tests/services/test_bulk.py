@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from contextlib import contextmanager
 
 import pytest
@@ -161,13 +162,18 @@ def test_unknown_owner_and_duplicates_within_the_input(session, admin):
 
 
 @pytest.mark.parametrize("mode", ["insert", "skip", "upsert"])
-def test_a_repeated_row_alone_is_invalid_in_every_mode(session, alice, mode):
-    rows = [{"title": "a"}, {"title": "b"}, {"title": "a", "description": "again"}]
+@pytest.mark.parametrize("existing", [False, True], ids=["new items", "existing items"])
+def test_a_repeated_row_alone_is_invalid_in_every_mode(session, alice, mode, existing):
+    """Whether or not the repeated item exists already: never one of the two at random."""
+    if existing:
+        run_import(session, alice, as_csv([{"title": "a", "tags": "keep"}]))
+    rows = [{"title": "a", "tags": "x"}, {"title": "b"}, {"title": "a", "description": "again", "tags": "x"}]
     with pytest.raises(InvalidInput) as raised:
         run_import(session, alice, as_csv(rows), mode=mode)
     assert "line 4 (row 3): title: 'a' for owner 'alice' is also on line 2" in raised.value.message
-    assert session.exec(select(Item)).all() == []
-    assert run_import(session, alice, as_csv(rows[:2]), mode=mode).inserted == 2
+    assert [(i.title, i.description) for i in session.exec(select(Item)).all()] == ([("a", None)] if existing else [])
+    if not (existing and mode == "insert"):  # without the repeat, the file imports
+        assert run_import(session, alice, as_csv(rows[:2]), mode=mode).read == 2
 
 
 def test_only_the_first_20_errors_are_listed_then_a_count(session, alice):
@@ -210,17 +216,38 @@ def test_export_then_import_round_trips(session, alice, bob, admin):
 
 
 def test_exclusive_gives_the_same_rows(session, alice):
-    summary = run_import(session, alice, as_csv(ROWS), exclusive=True)
+    """--exclusive locks and drops foreign keys on PostgreSQL only; on SQLite it is a
+    normal import. Either way the rows are the same, and only PostgreSQL says it locks."""
+    said: list[str] = []
+    summary = run_import(session, alice, as_csv(ROWS), exclusive=True, on_notice=said.append)
     assert summary.inserted == 3 and len(session.exec(select(ItemTag)).all()) == 4
+    postgres = session.get_bind().dialect.name == "postgresql"
+    assert any("locking tables item and item_tag" in line for line in said) is postgres
+    if postgres:  # the foreign keys it dropped are back
+        count = session.connection().exec_driver_sql(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid IN ('item'::regclass, 'item_tag'::regclass)"
+        )
+        assert count.scalar() == 3
 
 
 # -- properties ---------------------------------------------------------------------------------
 
-TEXT = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
-title = st.text(TEXT, min_size=1, max_size=40).filter(lambda t: t.strip() == t and t)
-description = st.one_of(st.none(), st.text(TEXT, min_size=1, max_size=60))
-tag = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00,;"), min_size=1, max_size=10).filter(
-    lambda t: t.strip() == t and t
+# Text as the rules accept and store it (contract §1): no control characters or
+# bidirectional overrides (a description may hold newlines and tabs), in NFC.
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+TEXT = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=BIDI)
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+title = st.text(TEXT, min_size=1, max_size=40).map(nfc).filter(lambda t: t.strip() == t and t)
+description = st.one_of(st.none(), st.text(st.one_of(TEXT, st.sampled_from("\n\t")), min_size=1, max_size=60).map(nfc))
+tag = (
+    st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=BIDI + ",;"), min_size=1, max_size=10)
+    .map(nfc)
+    .filter(lambda t: t.strip() == t and t)
 )
 record = st.fixed_dictionaries({"title": title, "description": description, "tags": st.lists(tag, max_size=3)})
 records = st.lists(record, min_size=1, max_size=15, unique_by=lambda r: r["title"])
@@ -276,3 +303,16 @@ def test_bad_rows_are_reported_exactly_and_rejected_exactly(session, alice, rows
         assert summary.inserted == len(rows) - len(bad_positions)
         good = {r["title"] for i, r in enumerate(rows) if i not in bad_positions}
         assert {t for (_, t, _, _) in snapshot(session)} == good
+
+
+def test_a_repeat_in_a_one_line_json_array_is_set_aside_by_rejects(session, alice):
+    """Records of a JSON array share a line; a repeat is still told apart and rejected."""
+    out = io.StringIO()
+    data = b'[{"title": "a", "tags": ["x"]}, {"title": "b"}, {"title": "a", "tags": ["x"]}]'
+    summary = run_import(session, alice, data, fmt="json", rejects=bulk.Rejects(out))
+    assert (summary.read, summary.inserted, summary.skipped, summary.rejected) == (3, 2, 0, 1)
+    (reject,) = map(json.loads, out.getvalue().splitlines())
+    assert (reject["line"], reject["row"], reject["record"]) == (1, 3, {"title": "a", "tags": ["x"]})
+    with pytest.raises(InvalidInput) as raised:
+        run_import(session, alice, data.replace(b'"a"', b'"c"'), fmt="json")
+    assert "line 1 (row 3): title: 'c' for owner 'alice' is also on line 1" in raised.value.message

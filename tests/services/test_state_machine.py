@@ -48,6 +48,7 @@ class DataModel(RuleBasedStateMachine):
         is always an admin here, so the bootstrap rule never applies).
         """
         before = self.counts()
+        self.unchanged: list[str] = []  # what a no-op command said (it writes nothing)
         with self.engine.connect() as conn:
             was_admin = conn.execute(text('SELECT is_admin FROM "user" WHERE username = :u'), {"u": actor_name}).scalar()
         try:
@@ -60,6 +61,9 @@ class DataModel(RuleBasedStateMachine):
         except ItemctlError:
             assert self.counts() == before, "a failed command changed something"
             return False
+        if self.unchanged:
+            assert self.counts() == before, "a command that changed nothing wrote something"
+            return True
         assert was_admin or not admin_only, f"non-admin {actor_name} did an admin-only change"
         self.audit_count += 1
         return True
@@ -92,7 +96,7 @@ class DataModel(RuleBasedStateMachine):
     def tag_item(self, actor, index, tag_names):
         ref = self.some_item(index)
         if ref:
-            self.command(actor, lambda s, a: items.tag_item(session=s, actor=a, ref=ref, names=tag_names))
+            self.command(actor, lambda s, a: items.tag_item(session=s, actor=a, ref=ref, names=tag_names, on_notice=self.unchanged.append))
 
     @rule(actor=st.sampled_from(ACTORS), index=st.integers(0, 20))
     def delete_item(self, actor, index):
@@ -108,7 +112,7 @@ class DataModel(RuleBasedStateMachine):
 
     @rule(actor=st.sampled_from(ACTORS), name=st.sampled_from(ACTORS + ["cid"]), admin=st.booleans())
     def set_admin(self, actor, name, admin):
-        self.command(actor, lambda s, a: users.update_user(session=s, actor=a, username=name, user_in=UserUpdate(is_admin=admin)), admin_only=True)
+        self.command(actor, lambda s, a: users.update_user(session=s, actor=a, username=name, user_in=UserUpdate(is_admin=admin), on_notice=self.unchanged.append), admin_only=True)
 
     @rule(actor=st.sampled_from(ACTORS), name=st.sampled_from(["ann", "ben", "cid"]))
     def delete_user(self, actor, name):

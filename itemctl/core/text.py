@@ -1,0 +1,56 @@
+"""Text rules (contract §1) on the way in, and the one sanitiser on the way out (§5).
+
+In: every value a user gives is NFC-normalised, and control characters (C0, DEL, C1) and
+the Unicode bidirectional overrides and isolates are refused, except newlines and tabs
+in multi-line text (a description), whose ``\\r\\n`` becomes ``\\n``.
+
+Out: whatever is stored (older rows, rows other programs wrote) reaches a terminal only
+through ``escape_controls``: such characters are shown as ``\\x1b``, ``\\x07``, ``\\r``,
+never sent as instructions to the terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+FORBIDDEN = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+FORBIDDEN_MULTILINE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+_NAMED = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
+def escape_char(character: str) -> str:
+    """``\\x1b``, ``\\r``, ``\\u202e``: a character as it may be shown."""
+    if character in _NAMED:
+        return _NAMED[character]
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean_text(value: str, *, multiline: bool = False) -> str:
+    """The stored form of a value: NFC, no control characters (ValueError names one)."""
+    if multiline:
+        value = value.replace("\r\n", "\n")
+    found = (FORBIDDEN_MULTILINE if multiline else FORBIDDEN).search(value)
+    if found:
+        raise ValueError(f"must not contain the control character {escape_char(found.group())}")
+    return unicodedata.normalize("NFC", value)
+
+
+def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
+    """Text safe for a terminal: every control character shown escaped."""
+    pattern = FORBIDDEN_MULTILINE if keep_newlines else FORBIDDEN
+    return pattern.sub(lambda match: escape_char(match.group()), text)
+
+
+def fold_case(text: str) -> str:
+    """Lower case as PostgreSQL's ``lower()`` does (libc ``towlower``): letter by letter,
+    for every script, without Python's context rules (a final ``Σ`` becomes ``σ``, not
+    ``ς``) or expansions (``İ`` stays one letter)."""
+    return "".join(_fold_letter(c) for c in text) if not text.isascii() else text.lower()
+
+
+def _fold_letter(character: str) -> str:
+    lowered = character.lower()
+    return lowered if len(lowered) == 1 else character
