@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from itemctl import __version__
+from itemctl import SCHEMA_HEAD, __version__
 from itemctl.cli.audit import app as audit_app
 from itemctl.cli.db import app as db_app
 from itemctl.cli.items import app as items_app
@@ -41,9 +41,21 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
 
+VERSION_AS_JSON = (["-o", "json"], ["--output", "json"], ["--output=json"], ["-ojson"])
+
+
+def version_text(as_json: bool = False) -> str:
+    """``itemctl 0.1.0 (schema head 0004)``, or the same as one JSON object."""
+    if as_json:
+        import json
+
+        return json.dumps({"version": __version__, "schema_head": SCHEMA_HEAD})
+    return f"itemctl {__version__} (schema head {SCHEMA_HEAD})"
+
+
 def _version(value: bool) -> None:
     if value:
-        print(f"itemctl {__version__}")
+        print(version_text())
         raise typer.Exit()
 
 
@@ -145,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     _guard_standard_streams()
     forget_confirmations()
-    if args == ["--version"]:
+    if args and args[0] == "--version" and (len(args) == 1 or args[1:] in VERSION_AS_JSON):
         # Scripts and shells ask this often: answer before Typer builds the command tree.
-        print(f"itemctl {__version__}")
+        print(version_text(as_json=len(args) > 1))
         return 0
     for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
         try:

@@ -20,7 +20,7 @@ def list_command(
     ctx: typer.Context,
     actor: Annotated[Optional[str], typer.Option("--actor", metavar="USERNAME", help="Only changes by this actor.")] = None,
     action: Annotated[Optional[str], typer.Option("--action", metavar="ACTION", help="Only this action, e.g. items.import.")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", metavar="ISO", help="Only changes at or after this time.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", metavar="WHEN", help="Only changes at or after this ISO time, or this long ago (90s, 15m, 24h, 7d, 2w).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many entries.")] = 100,
     output: OutputOption = None,
 ) -> None:

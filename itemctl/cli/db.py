@@ -3,6 +3,8 @@
 # No `from __future__ import annotations` here: Typer would evaluate every string
 # annotation again when it builds the command tree, which --help pays for on each call.
 
+import json
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
@@ -103,35 +105,59 @@ def downgrade_command(
     notice(f"downgraded {result.before} -> {result.after or 'base'}")
 
 
+class JsonOutput(str, Enum):
+    json = "json"
+
+
+JsonOption = Annotated[
+    Optional[JsonOutput], typer.Option("--output", "-o", help="json: one object (a list for history) on stdout.")
+]
+
+
+def _state(revision: str | None, head: str) -> str:
+    """Where a revision stands: empty, at head, behind (migrate), or newer (upgrade itemctl)."""
+    from itemctl.services import migrate
+
+    if revision is None:
+        return "empty"
+    if revision == head:
+        return "at head"
+    return "newer" if migrate.is_newer(revision) else "behind"
+
+
 @app.command("current")
-def current_command(ctx: typer.Context) -> None:
+def current_command(ctx: typer.Context, output: JsonOption = None) -> None:
     """Print the database's schema revision (nothing when it was never migrated).
 
-    Example: itemctl db current
+    Example: itemctl db current -o json
     """
-    from itemctl.models import SCHEMA_HEAD
     from itemctl.services import migrate
 
     state = ctx.obj
     with database_errors(state):
         revision = migrate.current(state.engine())
-    if revision is None:
-        notice("the database has no itemctl schema (run `itemctl db migrate`)")
+    head = migrate.head_revision()
+    where = _state(revision, head)
+    if output is JsonOutput.json:
+        echo_data(json.dumps({"revision": revision, "head": head, "state": where}))
         return
-    echo_data(revision)
-    if revision == SCHEMA_HEAD:
-        notice("at head")
-    elif migrate.is_newer(revision):
-        notice(f"newer than this itemctl (head {SCHEMA_HEAD}): upgrade itemctl")
-    else:
-        notice(f"head is {SCHEMA_HEAD}: run `itemctl db migrate`")
+    if revision is not None:
+        echo_data(revision)
+    notice(
+        {
+            "empty": "the database has no itemctl schema (run `itemctl db migrate`)",
+            "at head": "at head",
+            "newer": f"newer than this itemctl (head {head}): upgrade itemctl",
+            "behind": f"head is {head}: run `itemctl db migrate`",
+        }[where]
+    )
 
 
 @app.command("history")
-def history_command(ctx: typer.Context) -> None:
+def history_command(ctx: typer.Context, output: JsonOption = None) -> None:
     """List every migration, newest first, marking head and current.
 
-    Example: itemctl db history
+    Example: itemctl db history -o json
     """
     from itemctl.services import migrate
 
@@ -142,15 +168,30 @@ def history_command(ctx: typer.Context) -> None:
             current = migrate.current(state.engine())
     except Exception as error:  # history is readable without a database
         notice(f"current revision unknown: {getattr(error, 'message', error)}")
-    for rev in migrate.history(current):
+    revisions = migrate.history(current)
+    if output is JsonOutput.json:
+        echo_data(
+            json.dumps(
+                [
+                    {"revision": r.revision, "down_revision": r.down_revision, "message": r.message,
+                     "head": r.is_head, "current": r.is_current}
+                    for r in revisions
+                ]
+            )
+        )
+        return
+    for rev in revisions:
         marks = [m for m, on in (("head", rev.is_head), ("current", rev.is_current)) if on]
         label = f" ({', '.join(marks)})" if marks else ""
         echo_data(f"{rev.down_revision or '<base>'} -> {rev.revision}{label}: {rev.message}")
 
 
 @app.command("check")
-def check_command(ctx: typer.Context) -> None:
+def check_command(ctx: typer.Context, output: JsonOption = None) -> None:
     """Exit 0 when the database is at head and the models match the migrations, else 8.
+
+    With -o json the verdict is also printed as one object on stdout (the exit code and
+    the error line stay as they are).
 
     Example: itemctl db check && deploy
     """
@@ -161,19 +202,30 @@ def check_command(ctx: typer.Context) -> None:
     with database_errors(state):
         result = migrate.check(state.engine())
     where = f"database {state.config().database.display()}"
+    problem = None
+    hint = None
     if migrate.is_newer(result.current):
-        raise SchemaError(
-            f"{where} is at revision {result.current}, newer than this itemctl (head {result.head})",
-            hint="upgrade itemctl",
+        problem = f"{where} is at revision {result.current}, newer than this itemctl (head {result.head})"
+        hint = "upgrade itemctl"
+    elif result.current != result.head:
+        problem = f"pending migrations: {where} is at {result.current or 'no revision'}, head is {result.head}"
+        hint = "run `itemctl db migrate`"
+    elif result.differences:
+        problem = f"the models differ from the migrations in {where}: " + "; ".join(result.differences)
+        hint = "write a migration for the model change"
+    if output is JsonOutput.json:
+        echo_data(
+            json.dumps(
+                {
+                    "database": state.config().database.display(),
+                    "revision": result.current,
+                    "head": result.head,
+                    "state": _state(result.current, result.head),
+                    "differences": result.differences,
+                    "ok": problem is None,
+                }
+            )
         )
-    if result.current != result.head:
-        raise SchemaError(
-            f"pending migrations: {where} is at {result.current or 'no revision'}, head is {result.head}",
-            hint="run `itemctl db migrate`",
-        )
-    if result.differences:
-        raise SchemaError(
-            f"the models differ from the migrations in {where}: " + "; ".join(result.differences),
-            hint="write a migration for the model change",
-        )
+    if problem is not None:
+        raise SchemaError(problem, hint=hint)
     notice(f"ok: {where} is at head ({result.head}) and matches the models")

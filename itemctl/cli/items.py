@@ -16,6 +16,10 @@ from itemctl.core.logging import notice
 app = typer.Typer(help="Manage items.", no_args_is_help=True)
 
 
+class CountFormat(str, Enum):
+    json = "json"
+
+
 class SortOrder(str, Enum):
     newest = "newest"
     oldest = "oldest"
@@ -42,10 +46,12 @@ SearchFilter = Annotated[
     Optional[str], typer.Option("--search", metavar="TEXT", help="Titles containing TEXT (any case, literally).")
 ]
 AfterFilter = Annotated[
-    Optional[str], typer.Option("--created-after", metavar="ISO", help="Created after this date or timestamp (UTC unless given).")
+    Optional[str],
+    typer.Option("--created-after", metavar="WHEN", help="Created after this ISO date or timestamp (UTC unless given), or this long ago: 90s, 15m, 24h, 7d, 2w."),
 ]
 BeforeFilter = Annotated[
-    Optional[str], typer.Option("--created-before", metavar="ISO", help="Created before this date or timestamp.")
+    Optional[str],
+    typer.Option("--created-before", metavar="WHEN", help="Created before this ISO date or timestamp, or this long ago (24h, 7d)."),
 ]
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Item UUID or a unique prefix of 8+ hex digits.")]
 
@@ -113,17 +119,22 @@ def count_command(
     search: SearchFilter = None,
     created_after: AfterFilter = None,
     created_before: BeforeFilter = None,
+    output: Annotated[
+        Optional[CountFormat], typer.Option("--output", "-o", help='json: {"count": N}. Default: the bare integer.')
+    ] = None,
 ) -> None:
     """Print how many items match the list filters, as a bare integer.
 
-    Example: itemctl items count --owner alice --tag urgent
+    Example: itemctl items count --owner alice --created-after 24h
     """
+    import json
+
     from itemctl.services import items
 
     filters = item_filters(owner, mine, tag, search, created_after, created_before)
     with command_session(ctx.obj, writes=False) as (session, actor):
         total = items.count_items(session=session, actor=actor, filters=filters)
-    echo_data(str(total))
+    echo_data(json.dumps({"count": total}) if output is CountFormat.json else str(total))
 
 
 @app.command("get")

@@ -7,7 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from sqlalchemy import and_, delete, exists, func, literal, literal_column, or_, text, tuple_
@@ -63,14 +63,29 @@ class ItemFilters:
         return bool(self.owner or self.mine or self.tags or self.search or self.created_after or self.created_before)
 
 
-def parse_timestamp(value: str | None, option: str) -> datetime | None:
-    """ISO 8601; a timestamp without a zone is UTC."""
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_timestamp(value: str | None, option: str, *, now: datetime | None = None) -> datetime | None:
+    """ISO 8601 (without a zone: UTC), or a duration ago: ``90s``, ``15m``, ``24h``, ``7d``, ``2w``."""
     if value is None:
         return None
+    text = value.strip()
+    duration = _DURATION.fullmatch(text)
+    if duration:
+        seconds = int(duration.group(1)) * _UNIT_SECONDS[duration.group(2)]
+        try:
+            return (now or datetime.now(timezone.utc)) - timedelta(seconds=seconds)
+        except OverflowError:
+            raise InvalidInput(f"invalid {option}: {value!r} reaches back before the year 1") from None
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(f"invalid {option}: {value!r} is not an ISO 8601 date or timestamp") from None
+        raise InvalidInput(
+            f"invalid {option}: {value!r} is neither an ISO 8601 date or timestamp nor a duration",
+            hint="for example 2026-11-30, 2026-11-30T08:00:00Z, 90s, 15m, 24h, 7d or 2w",
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 

@@ -214,3 +214,17 @@ def test_migrate_from_an_installed_wheel_outside_the_checkout(tmp_path, make_dat
 def test_downgrade_steps_of_a_database_never_migrated_is_a_schema_error(run, empty_db):
     result = run("--database-url", empty_db, "db", "downgrade", "-1", "--yes")
     assert result.exit_code == 8 and "no itemctl schema" in result.stderr
+
+
+def test_current_check_and_history_speak_json(run, make_database):
+    url = make_database(revision="0003")
+    current = run("--database-url", url, "db", "current", "-o", "json")
+    assert current.json() == {"revision": "0003", "head": SCHEMA_HEAD, "state": "behind"}
+    check = run("--database-url", url, "db", "check", "-o", "json")
+    assert check.exit_code == 8 and check.json()["ok"] is False and check.json()["state"] == "behind"
+    assert check.stderr.startswith("error: pending migrations")
+    run("--database-url", url, "db", "migrate")
+    assert run("--database-url", url, "db", "check", "-o", "json").json()["ok"] is True
+    history = run("--database-url", url, "db", "history", "-o", "json").json()
+    assert [h["revision"] for h in history][0] == SCHEMA_HEAD and history[0]["head"] and history[0]["current"]
+    assert history[-1]["down_revision"] is None

@@ -257,3 +257,26 @@ def test_a_prompt_on_a_terminal_deletes_only_on_yes(alice, report, backend):
 def test_after_and_offset_cannot_be_combined(alice, report):
     result = alice("items", "list", "--after", report["id"], "--offset", "1")
     assert result.exit_code == 2 and "--after" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "ago"),
+    [("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 7 * 86400), ("2w", 14 * 86400)],
+)
+def test_durations_mean_that_long_ago(value, ago):
+    from datetime import datetime, timedelta, timezone
+
+    from itemctl.services.items import parse_timestamp
+
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+    assert parse_timestamp(value, "--created-after", now=now) == now - timedelta(seconds=ago)
+
+
+def test_count_as_json_and_time_filters_as_durations(alice, report):
+    assert alice("items", "count", "-o", "json").json() == {"count": 1}
+    assert alice("items", "count", "--created-after", "1h", "-o", "json").json() == {"count": 1}
+    assert alice("items", "count", "--created-before", "1h").stdout == "0\n"
+    assert alice("items", "list", "--created-after", "15m", "-o", "id").stdout.strip() == report["id"]
+    bad = alice("items", "count", "--created-after", "3 days")
+    assert bad.exit_code == 6 and "duration" in bad.stderr
+    assert alice("items", "count", "-o", "table").exit_code == 2

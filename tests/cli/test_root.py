@@ -14,11 +14,14 @@ def test_help_lists_every_group(run):
         assert f"  {group} " in result.stdout
 
 
-def test_version(run):
+def test_version_names_the_schema_head_it_ships(run):
     from itemctl import __version__
+    from itemctl.services.migrate import head_revision
 
     result = run("--version")
-    assert result.exit_code == 0 and result.stdout.strip() == f"itemctl {__version__}"
+    assert result.exit_code == 0 and result.stdout.strip() == f"itemctl {__version__} (schema head {head_revision()})"
+    as_json = run("--version", "-o", "json")
+    assert as_json.json() == {"version": __version__, "schema_head": head_revision()}
 
 
 def test_unknown_command_is_a_usage_error_in_one_line(run):
