@@ -91,3 +91,33 @@ def test_0004_reports_a_collision_and_changes_nothing(at_0003, rows, named):
         migrate.migrate(at_0003)
     assert named in raised.value.message and "the schema is unchanged" in raised.value.message
     assert migrate.current(at_0003) == "0003"
+
+
+# -- 0005: another writer need not name the timestamps ------------------------------------------
+
+
+@pytest.mark.parametrize("engine_fixture", ["pg_engine", "sqlite_engine"])
+def test_the_database_fills_in_timestamps_for_other_writers(request, engine_fixture, run):
+    import uuid
+
+    from sqlalchemy import text
+
+    engine = request.getfixturevalue(engine_fixture)
+    owner = uuid.uuid4().hex
+    with engine.begin() as conn:  # as psql or the web service would: no timestamps given
+        conn.execute(text('INSERT INTO "user" (id, username, is_admin) VALUES (:id, \'web\', false)'), {"id": owner})
+        conn.execute(
+            text("INSERT INTO item (id, title, owner_id) VALUES (:id, 'from elsewhere', :owner)"),
+            {"id": uuid.uuid4().hex, "owner": owner},
+        )
+    listed = run("--database-url", str(engine.url.render_as_string(hide_password=False)), "--as", "web", "items", "list", "-o", "json")
+    assert listed.exit_code == 0, listed
+    (item,) = listed.json()
+    assert item["created_at"].endswith("Z") and item["created_at"] == item["updated_at"]
+    assert run("--database-url", engine.url.render_as_string(hide_password=False), "items", "list", "--created-after", "1h", "-o", "id").stdout.strip() == item["id"]
+
+
+def test_0005_goes_down_and_up_again_on_sqlite(sqlite_engine):
+    migrate.downgrade(sqlite_engine, revision="0004")
+    assert migrate.migrate(sqlite_engine).applied == ["0005"]
+    assert migrate.check(sqlite_engine).ok

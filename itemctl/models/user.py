@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 
 from pydantic import EmailStr, field_validator
-from sqlalchemy import Column, Index, func
+from sqlalchemy import Column, Index, func, text
 from sqlmodel import Field, SQLModel
 
 from itemctl.core.text import clean_text
@@ -59,7 +59,8 @@ class User(UserBase, table=True):
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+        default_factory=utcnow,
+        sa_column=Column(UTCDateTime(), nullable=False, server_default=text("CURRENT_TIMESTAMP")),
     )
 
 

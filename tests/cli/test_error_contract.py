@@ -247,7 +247,7 @@ def test_a_newer_database_is_named_and_never_changed(make_database, run):
     ("args", "named"),
     [
         (["db", "migrate", "0009"], "0009"),
-        (["db", "downgrade", "-5", "--yes"], "5 revisions back"),
+        (["db", "downgrade", "-9", "--yes"], "9 revisions back"),
         (["db", "downgrade", "head", "--yes"], "not below"),
         (["db", "downgrade", "nope", "--yes"], "nope"),
     ],
