@@ -248,15 +248,39 @@ def untag_command(
 @app.command("delete")
 def delete_command(
     ctx: typer.Context,
-    item_ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Items to delete.")],
+    item_ids: Annotated[
+        Optional[list[str]], typer.Argument(metavar="ID...", help="Items to delete (or --where and filters).", show_default=False)
+    ] = None,
+    where: Annotated[bool, typer.Option("--where", help="Delete every item the list filters match (at least one filter).")] = False,
+    owner: OwnerFilter = None,
+    mine: MineFilter = False,
+    tag: TagFilter = None,
+    search: SearchFilter = None,
+    created_after: AfterFilter = None,
+    created_before: BeforeFilter = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (required without a terminal).")] = False,
 ) -> None:
-    """Delete items (their tags stay). All or nothing.
+    """Delete items (their tags stay): the ones named, or all that --where's filters match.
 
+    All or nothing, in one transaction; --where runs one set-based DELETE whatever the number.
+
+    \b
     Example: itemctl items delete 3f2a9c1b 77d0e4aa --yes
+    Example: itemctl items delete --where --mine --tag obsolete --created-before 30d --yes
     """
+    from itemctl.core.errors import UsageError
     from itemctl.services import items
 
+    filtered = any((owner, mine, tag, search, created_after, created_before))
+    if where:
+        if item_ids:
+            raise UsageError("give item ids or --where with filters, not both")
+        _delete_where(ctx, item_filters(owner, mine, tag, search, created_after, created_before), yes=yes)
+        return
+    if filtered:
+        raise UsageError("filters select items only with --where", hint="itemctl items delete --where --owner U ...")
+    if not item_ids:
+        raise UsageError("missing item ids", hint="give ID... or --where with filters")
     if must_ask(yes=yes, what="delete"):
         # Asked before the deleting transaction: no lock is held while a person decides;
         # the delete finds and checks the items again.
@@ -267,6 +291,22 @@ def delete_command(
     with command_session(ctx.obj) as (session, actor):
         gone = items.delete_items(session=session, actor=actor, refs=item_ids)
     notice(f"deleted {len(gone)} item(s)")
+
+
+def _delete_where(ctx: typer.Context, filters, *, yes: bool) -> None:
+    from itemctl.services import items
+
+    shown = " ".join(f"{k}={v}" for k, v in items.describe_filters(filters).items())
+    if must_ask(yes=yes, what="delete"):
+        with command_session(ctx.obj, writes=False) as (session, actor):
+            count = items.count_to_delete(session=session, actor=actor, filters=filters)
+        if count == 0:
+            notice(f"no item matches {shown}; nothing to delete")
+            return
+        confirm(f"Delete {count} item(s) matching {shown}?")
+    with command_session(ctx.obj) as (session, actor):
+        deleted = items.delete_where(session=session, actor=actor, filters=filters)
+    notice(f"deleted {deleted} item(s) matching {shown}")
 
 
 class ImportFormat(str, Enum):

@@ -13,7 +13,7 @@ from typing import Literal
 from sqlalchemy import and_, delete, exists, func, literal, literal_column, or_, text, tuple_
 from sqlmodel import Session, select
 
-from itemctl.core.errors import InvalidInput, NotFoundError, UsageError
+from itemctl.core.errors import InvalidInput, NotFoundError, PermissionDenied, UsageError
 from itemctl.core.text import clean_text
 from itemctl.models import Item, ItemCreate, ItemPublic, ItemTag, ItemUpdate, Tag, User
 from itemctl.models.base import utcnow
@@ -92,31 +92,48 @@ def parse_timestamp(value: str | None, option: str, *, now: datetime | None = No
 # -- finding items by id or prefix ---------------------------------------------------------
 
 
-def find_item(session: Session, ref: str) -> Item:
-    """The item whose UUID is ``ref``, or starts with it (at least 8 hex digits)."""
+def _digits(ref: str) -> str:
     digits = ref.strip().lower().replace("-", "")
     if len(digits) < PREFIX_MIN or len(digits) > 32 or not _HEX.fullmatch(digits):
         raise InvalidInput(
             f"invalid item id {ref!r}: give a UUID or at least {PREFIX_MIN} of its leading hex digits"
         )
-    if len(digits) == 32:
-        item = session.get(Item, uuid.UUID(digits))
-        if item is None:
-            raise NotFoundError(f"item {ref} not found")
-        return item
+    return digits
+
+
+def _id_range(digits: str) -> tuple[uuid.UUID, uuid.UUID]:
     # A prefix is a range of UUIDs, so the primary key index answers it on every dialect.
-    low = uuid.UUID(digits.ljust(32, "0"))
-    high = uuid.UUID(digits.ljust(32, "f"))
-    matches = session.exec(
-        select(Item).where(Item.id >= low, Item.id <= high).order_by(Item.id).limit(6)
-    ).all()
-    if not matches:
-        raise NotFoundError(f"no item id starts with {ref}")
-    if len(matches) > 1:
-        shown = ", ".join(str(m.id) for m in matches[:5])
-        more = " and more" if len(matches) > 5 else ""
-        raise InvalidInput(f"item id prefix {ref} is ambiguous: {shown}{more}", hint="give more digits")
-    return matches[0]
+    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+
+
+def find_item(session: Session, ref: str) -> Item:
+    """The item whose UUID is ``ref``, or starts with it (at least 8 hex digits)."""
+    return find_items(session, [ref])[0]
+
+
+def find_items(session: Session, refs: Sequence[str]) -> list[Item]:
+    """The items named by UUIDs or unique prefixes, in one query however many there are.
+
+    Every ref must match exactly one item: an unknown one is not found (exit 3), an
+    ambiguous prefix invalid (exit 6, listing candidates).
+    """
+    wanted = [(ref, _digits(ref)) for ref in refs]
+    ranges = [_id_range(digits) for _, digits in wanted]
+    condition = or_(*(and_(Item.id >= low, Item.id <= high) for low, high in ranges))
+    # Each range holds one item when all is well; a few more show an ambiguity.
+    limit = 5 * len(wanted) + 1
+    candidates = session.exec(select(Item).where(condition).order_by(Item.id).limit(limit)).all()
+    found: dict[uuid.UUID, Item] = {}
+    for (ref, digits), (low, high) in zip(wanted, ranges):
+        matches = [item for item in candidates if low <= item.id <= high]
+        if not matches:
+            raise NotFoundError(f"item {ref} not found" if len(digits) == 32 else f"no item id starts with {ref}")
+        if len(matches) > 1:
+            shown = ", ".join(str(m.id) for m in matches[:5])
+            more = " and more" if len(matches) > 5 else ""
+            raise InvalidInput(f"item id prefix {ref} is ambiguous: {shown}{more}", hint="give more digits")
+        found[matches[0].id] = matches[0]
+    return list(found.values())
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -403,13 +420,20 @@ def untag_item(*, session: Session, actor: User, ref: str, names: list[str], on_
 
 
 def items_to_delete(*, session: Session, actor: User, refs: list[str]) -> list[ItemPublic]:
-    """Find and check every item named (for a confirmation prompt, and for the delete)."""
-    found: dict[uuid.UUID, Item] = {}
-    for ref in refs:
-        item = find_item(session, ref)
+    """Find and check every item named (for a confirmation prompt, and for the delete);
+    a fixed number of queries however many items are named."""
+    found = find_items(session, refs)
+    for item in found:
         require_owner_or_admin(actor, item.owner_id, "delete this item")
-        found[item.id] = item
-    return [public_item(session, item) for item in found.values()]
+    return _publics(session, found)
+
+
+def _publics(session: Session, found: Sequence[Item]) -> list[ItemPublic]:
+    """Public forms of many items: owners and tags in one query each."""
+    owner_ids = {item.owner_id for item in found}
+    owners = dict(session.exec(select(User.id, User.username).where(User.id.in_(owner_ids))).all()) if owner_ids else {}
+    tags = _tag_names(session, [item.id for item in found])
+    return [_public(item, owners[item.owner_id], tags.get(item.id, [])) for item in found]
 
 
 def delete_items(*, session: Session, actor: User, refs: list[str]) -> list[ItemPublic]:
@@ -424,3 +448,57 @@ def delete_items(*, session: Session, actor: User, refs: list[str]) -> list[Item
         details={"items": [{"id": str(i.id), "title": i.title, "owner": i.owner, "tags": i.tags} for i in gone]},
     )
     return gone
+
+
+def describe_filters(filters: ItemFilters) -> dict:
+    """The filters given, as the options a user typed them (for prompts and the audit trail)."""
+    given = {
+        "owner": filters.owner,
+        "mine": filters.mine or None,
+        "tag": filters.tags or None,
+        "search": filters.search,
+        "created_after": filters.created_after.isoformat() if filters.created_after else None,
+        "created_before": filters.created_before.isoformat() if filters.created_before else None,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _require_filters(filters: ItemFilters) -> None:
+    if not filters.given:
+        raise UsageError(
+            "--where needs at least one filter (--owner, --mine, --tag, --search, --created-after, --created-before)",
+            hint="to delete everything, say so with a filter such as --created-before 0s",
+        )
+
+
+def count_to_delete(*, session: Session, actor: User, filters: ItemFilters) -> int:
+    """How many items ``delete --where`` would delete; refused (exit 5) when a non-admin's
+    filters match another user's item. Two queries whatever the number."""
+    _require_filters(filters)
+    if not actor.is_admin:
+        others = _filtered(select(Item.id), session, actor, filters).where(Item.owner_id != actor.id).limit(1)
+        if session.exec(others).first() is not None:
+            raise PermissionDenied(
+                f"only an admin may delete another user's items, and these filters match some "
+                f"(you are {actor.username!r}, not an admin); nothing was deleted",
+                hint="add --mine to delete only your own",
+            )
+    return count_items(session=session, actor=actor, filters=filters)
+
+
+def delete_where(*, session: Session, actor: User, filters: ItemFilters) -> int:
+    """Delete every item the filters match in one set-based statement (their links go by
+    the foreign keys; tags stay), with one audit entry naming the filters and the count."""
+    count_to_delete(session=session, actor=actor, filters=filters)
+    matching = _filtered(select(Item.id), session, actor, filters)
+    if not actor.is_admin:  # also what another session added since the check
+        matching = matching.where(Item.owner_id == actor.id)
+    deleted = session.execute(delete(Item).where(Item.id.in_(matching.scalar_subquery()))).rowcount
+    audit.record(
+        session,
+        actor=actor,
+        action="items.delete",
+        target="--where",
+        details={"filters": describe_filters(filters), "count": deleted},
+    )
+    return deleted

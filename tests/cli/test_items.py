@@ -280,3 +280,84 @@ def test_count_as_json_and_time_filters_as_durations(alice, report):
     bad = alice("items", "count", "--created-after", "3 days")
     assert bad.exit_code == 6 and "duration" in bad.stderr
     assert alice("items", "count", "-o", "table").exit_code == 2
+
+
+# -- deleting by filter (contract §4) ---------------------------------------------------------
+
+
+def seed(backend, owner: str, count: int, tag: str = "old") -> None:
+    """``count`` items of ``owner`` tagged ``tag``, written through the service."""
+    from itemctl.core.config import DatabaseTarget
+    from itemctl.core.db import create_db_engine, session_scope
+    from itemctl.models import ItemCreate
+    from itemctl.services import items
+    from itemctl.services.identity import resolve_actor
+
+    engine = create_db_engine(DatabaseTarget(backend.url, "test"))
+    with session_scope(engine) as session:
+        actor = resolve_actor(session=session, username=owner, email=None, environment="test")
+        for n in range(count):
+            items.create_item(session=session, actor=actor, item_in=ItemCreate(title=f"{owner} {tag} {n}", tags=[tag]))
+    engine.dispose()
+
+
+def statements_of(call) -> int:
+    from sqlalchemy import Engine, event
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        result = call()
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert result.exit_code == 0, result
+    return len(statements)
+
+
+def test_delete_where_runs_the_same_statements_for_3_and_300_items(alice, backend):
+    seed(backend, "alice", 3, tag="few")
+    seed(backend, "alice", 300, tag="many")
+    few = statements_of(lambda: alice("items", "delete", "--where", "--tag", "few", "--yes"))
+    many = statements_of(lambda: alice("items", "delete", "--where", "--tag", "many", "--yes"))
+    assert few == many, (few, many)
+    assert backend.rows("SELECT count(*) FROM item") == [(0,)]
+    assert backend.rows("SELECT count(*) FROM tag") == [(2,)]  # tags stay
+
+
+def test_deleting_many_ids_runs_a_bounded_number_of_statements(alice, backend):
+    seed(backend, "alice", 33)
+    ids = alice("items", "list", "-o", "id").stdout.split()
+    three = statements_of(lambda: alice("items", "delete", *ids[:3], "--yes"))
+    thirty = statements_of(lambda: alice("items", "delete", *[i[:8] for i in ids[3:]], "--yes"))
+    assert three == thirty, (three, thirty)
+
+
+def test_delete_where_refuses_a_non_admin_whose_filter_reaches_another_users_item(any_itemctl, backend):
+    seed(backend, "alice", 2)
+    seed(backend, "bob", 2)
+    denied = any_itemctl("--as", "alice", "items", "delete", "--where", "--tag", "old", "--yes")
+    assert denied.exit_code == 5 and "--mine" in denied.stderr, denied
+    assert backend.rows("SELECT count(*) FROM item") == [(4,)]
+    mine = any_itemctl("--as", "alice", "items", "delete", "--where", "--mine", "--tag", "old", "--yes")
+    assert mine.exit_code == 0 and "deleted 2 item(s)" in mine.stderr
+    any_itemctl("--as", "root", "users", "create", "root", "--admin")
+    admin = any_itemctl("--as", "root", "items", "delete", "--where", "--owner", "bob", "--yes")
+    assert admin.exit_code == 0 and backend.rows("SELECT count(*) FROM item") == [(0,)]
+    (entry,) = [e for e in any_itemctl("--as", "root", "audit", "list", "-o", "json").json() if e["target"] == "--where"][:1]
+    assert entry["details"] == {"filters": {"owner": "bob"}, "count": 2} and entry["action"] == "items.delete"
+
+
+def test_delete_where_needs_a_filter_and_a_yes_or_an_answer(alice, backend):
+    seed(backend, "alice", 3)
+    assert alice("items", "delete", "--where", "--yes").exit_code == 2
+    assert alice("items", "delete", "--where", "--tag", "old").exit_code == 2  # no terminal, no --yes
+    assert alice("items", "delete", "--tag", "old", "--yes").exit_code == 2  # filters without --where
+    refused = alice("items", "delete", "--where", "--tag", "old", input="n\n", terminal=True)
+    assert refused.exit_code == 2 and "Delete 3 item(s) matching tag=['old']" in refused.stderr, refused
+    assert backend.rows("SELECT count(*) FROM item") == [(3,)]
+    accepted = alice("items", "delete", "--where", "--tag", "old", input="y\n", terminal=True)
+    assert accepted.exit_code == 0 and backend.rows("SELECT count(*) FROM item") == [(0,)]
