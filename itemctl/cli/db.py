@@ -100,9 +100,15 @@ def downgrade_command(
         engine = state.engine()
         target = migrate.resolve_downgrade_target(engine, revision)
         if ask:
-            confirm(f"Downgrade the schema to {target}? Data in dropped tables is lost.")
-        result = migrate.downgrade(engine, revision=target)
+            # A rehearsal, rolled back, says exactly what would go; no lock is held while
+            # the person decides.
+            preview = migrate.downgrade(engine, revision=target, dry_run=True)
+            loses = ", ".join(preview.destructive) if preview.destructive else "drop no table or column"
+            confirm(f"Downgrade the schema from {preview.before} to {target}? It would {loses}; their data is lost.")
+        result = migrate.downgrade(engine, revision=target, actor=state.config().user)
     notice(f"downgraded {result.before} -> {result.after or 'base'}")
+    for operation in result.destructive:
+        notice(f"destructive operation applied: {operation}")
 
 
 class JsonOutput(str, Enum):

@@ -13,9 +13,7 @@ import io
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,66 +158,45 @@ class MigrationResult:
     newer: bool = False  # the database is at a revision this itemctl does not know
 
 
-@dataclass
-class _Policy:
-    """What one run allows, read by the drop-table/drop-column implementations."""
+# -- the destructive guard: judged by the effect, not the wording ----------------------------
 
-    allow: bool
-    seen: list[str] = field(default_factory=list)
-
-
-# Outside ``destructive_policy`` there is no policy: everything is allowed and recorded
-# nowhere, so plain Alembic use in the same process (a downgrade) is not affected.
-_policy: ContextVar[_Policy | None] = ContextVar("itemctl_destructive_policy", default=None)
-_guard_installed = False
+# SQLite cannot reflect expression indexes (lower(tag.name), lower(user.email)): a batch
+# rebuild and `db check` reflect tables, and the warning must not reach the user. Those
+# indexes are compared on PostgreSQL, the product's target.
+REFLECTION_WARNING = ".*expression-based index"
 
 
-@contextmanager
-def destructive_policy(*, allow: bool) -> Iterator[list[str]]:
-    """Refuse (or allow and record) drops of tables and columns for the block."""
-    _install_destructive_guard()
-    policy = _Policy(allow)
-    token = _policy.set(policy)
-    try:
-        yield policy.seen
-    finally:
-        _policy.reset(token)
+def schema_columns(connection: Connection) -> dict[str, set[str]]:
+    """Every table of the schema and its columns, read from the catalog."""
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        ).all()
+    else:
+        tables = [
+            name
+            for (name,) in connection.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+            )
+        ]
+        rows = [(table, info[1]) for table in tables for info in connection.exec_driver_sql(f'PRAGMA table_info("{table}")')]
+    columns: dict[str, set[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, set()).add(column)
+    return columns
 
 
-def _install_destructive_guard() -> None:
-    """Route Alembic's drop_table / drop_column through a check of the run's policy.
-
-    This looks at the operations a revision invokes (plain and batch mode), not at its
-    text; a refused drop raises before anything is executed, and the surrounding
-    transaction rolls back whatever the run had already done.
-    """
-    global _guard_installed
-    if _guard_installed:
-        return
-    from alembic.operations import Operations, ops, toimpl
-
-    def guarded(kind, describe, implementation):
-        def run(operations, operation, **kw):
-            policy = _policy.get()
-            if policy is not None:
-                what = describe(operation)
-                if not policy.allow:
-                    raise SchemaError(
-                        f"migration refused: it would {kind} {what}",
-                        hint="review it, then rerun with --allow-destructive",
-                    )
-                policy.seen.append(f"{kind} {what}")
-            return implementation(operations, operation, **kw)
-
-        return run
-
-    Operations.implementation_for(ops.DropTableOp, replace=True)(
-        guarded("drop table", lambda o: o.table_name, toimpl.drop_table)
-    )
-    Operations.implementation_for(ops.DropColumnOp, replace=True)(
-        guarded("drop column", lambda o: f"{o.table_name}.{o.column_name}", toimpl.drop_column)
-    )
-    _guard_installed = True
+def lost_between(before: dict[str, set[str]], after: dict[str, set[str]]) -> list[str]:
+    """The tables and columns that ``before`` had and ``after`` lacks, in words."""
+    lost = []
+    for table in sorted(before):
+        if table == "alembic_version":
+            continue
+        if table not in after:
+            lost.append(f"drop table {table}")
+        else:
+            lost.extend(f"drop column {table}.{column}" for column in sorted(before[table] - after[table]))
+    return lost
 
 
 def _lock_and_limit(
@@ -312,21 +289,28 @@ def migrate(
     attempt = 0
     while True:
         try:
-            with (
-                destructive_policy(allow=allow_destructive) as destructive,
-                engine.connect() as connection,
-                connection.begin(),
-            ):
+            with engine.connect() as connection, connection.begin():
                 _lock_and_limit(connection, lock_timeout, statement_timeout, wait=wait, on_notice=on_notice)
                 before = _revision_in_transaction(connection)
                 if is_newer(before):
                     return MigrationResult(before, before, newer=True)
-                command.upgrade(alembic_config(connection=connection), revision)
+                # The catalog before and after, inside the run's transaction: a drop made
+                # by op.drop_column, raw SQL or a batch rebuild that loses a column looks
+                # the same here, and a refusal rolls back everything the run did.
+                columns_before = schema_columns(connection)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=REFLECTION_WARNING)
+                    command.upgrade(alembic_config(connection=connection), revision)
                 after = _revision_in_transaction(connection)
-                applied_drops = list(destructive)
-                if applied_drops:
-                    _audit_destructive(connection, actor, before, after, applied_drops)
-            return MigrationResult(before, after, _applied_between(before, after), applied_drops)
+                drops = lost_between(columns_before, schema_columns(connection))
+                if drops and not allow_destructive:
+                    raise SchemaError(
+                        f"migration refused: it would {', '.join(drops)}; the schema is unchanged",
+                        hint="review it, then rerun with --allow-destructive",
+                    )
+                if drops:
+                    _audit(connection, "db.migrate", actor, before, after, drops)
+            return MigrationResult(before, after, _applied_between(before, after), drops)
         except exc.DBAPIError as error:
             if is_unreachable(error) or sqlstate_of(error) in (READ_ONLY, QUERY_CANCELED):
                 raise  # not the migration's fault: classified like any command's
@@ -357,7 +341,8 @@ def migrate(
             ) from error
 
 
-def _audit_destructive(connection: Connection, actor, before, after, operations: list[str]) -> None:
+def _audit(connection: Connection, action: str, actor, before, after, operations: list[str]) -> None:
+    """Record a schema change that lost tables or columns, when the audit table exists."""
     from sqlalchemy import inspect
 
     from itemctl.models import AuditEntry
@@ -371,8 +356,8 @@ def _audit_destructive(connection: Connection, actor, before, after, operations:
             at=utcnow(),
             actor=actor,
             db_role=role,
-            action="db.migrate",
-            target=after,
+            action=action,
+            target=after or "base",
             details={"from": before, "to": after, "destructive": operations},
         )
     )
@@ -398,17 +383,35 @@ def migration_sql(url: str, revision: str = "head") -> str:
 # -- db downgrade / current / history / check --------------------------------------------
 
 
-def downgrade(engine: Engine, *, revision: str) -> MigrationResult:
+def downgrade(engine: Engine, *, revision: str, actor: str | None = None, dry_run: bool = False) -> MigrationResult:
+    """Downgrade to ``revision`` in one transaction, recording it in the audit trail (when
+    the audit table survives). ``dry_run`` runs it and rolls back: what it would drop is
+    in ``destructive``, for the confirmation question."""
     from alembic import command
 
-    with engine.connect() as connection, connection.begin():
-        _lock_and_limit(connection, DEFAULT_LOCK_TIMEOUT)
-        before = _revision_in_transaction(connection)
-        if is_newer(before):
-            raise newer_error(before, head_revision())
-        command.downgrade(alembic_config(connection=connection), revision)
-        after = _revision_in_transaction(connection)
-    return MigrationResult(before, after)
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            _lock_and_limit(connection, DEFAULT_LOCK_TIMEOUT)
+            before = _revision_in_transaction(connection)
+            if is_newer(before):
+                raise newer_error(before, head_revision())
+            columns_before = schema_columns(connection)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=REFLECTION_WARNING)
+                command.downgrade(alembic_config(connection=connection), revision)
+            after = _revision_in_transaction(connection)
+            drops = lost_between(columns_before, schema_columns(connection))
+            if dry_run:
+                transaction.rollback()
+            else:
+                _audit(connection, "db.downgrade", actor, before, after, drops)
+                transaction.commit()
+        except BaseException:
+            if transaction.is_active:
+                transaction.rollback()
+            raise
+    return MigrationResult(before, after, destructive=drops)
 
 
 def history_order() -> list[str]:
@@ -510,9 +513,7 @@ def check(engine: Engine) -> CheckResult:
         if current_rev == head:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             with warnings.catch_warnings():
-                # SQLite cannot reflect the expression index on lower(tag.name); that
-                # index is compared on PostgreSQL, the product's target.
-                warnings.filterwarnings("ignore", message=".*expression-based index")
+                warnings.filterwarnings("ignore", message=REFLECTION_WARNING)
                 diffs = compare_metadata(context, SQLModel.metadata)
             differences = [_describe(diff) for diff in diffs]
     return CheckResult(current_rev, head, differences)

@@ -228,3 +228,53 @@ def test_current_check_and_history_speak_json(run, make_database):
     history = run("--database-url", url, "db", "history", "-o", "json").json()
     assert [h["revision"] for h in history][0] == SCHEMA_HEAD and history[0]["head"] and history[0]["current"]
     assert history[-1]["down_revision"] is None
+
+
+@pytest.fixture
+def raw_sql_drop(tmp_path, monkeypatch):
+    """A revision that drops a column through raw SQL: no drop_column for a guard to see."""
+    from tests.conftest import migrations_with_revision
+
+    copy = migrations_with_revision(
+        tmp_path,
+        doc="drop item.description with raw SQL",
+        revision="9002",
+        upgrade='op.execute("ALTER TABLE item DROP COLUMN description")',
+        downgrade='op.execute("ALTER TABLE item ADD COLUMN description varchar(1000)")',
+    )
+    monkeypatch.setenv("ITEMCTL_MIGRATIONS_DIR", str(copy))
+
+
+def test_a_drop_through_raw_sql_is_judged_by_its_effect(run, make_database, raw_sql_drop):
+    url = make_database(revision=SCHEMA_HEAD)
+    refused = run("--database-url", url, "db", "migrate")
+    assert refused.exit_code == 8, refused
+    assert "drop column item.description" in refused.stderr and "--allow-destructive" in refused.stderr
+    assert "description" in columns(url, "item") and version_rows(url) == [SCHEMA_HEAD]
+    allowed = run("--database-url", url, "--as", "ops", "db", "migrate", "--allow-destructive")
+    assert allowed.exit_code == 0, allowed
+    assert "description" not in columns(url, "item") and version_rows(url) == ["9002"]
+
+
+def test_a_downgrade_names_what_it_drops_and_is_audited(run, make_database):
+    url = make_database()
+    asked = run("--database-url", url, "db", "downgrade", "0001", input="n\n", terminal=True)
+    assert asked.exit_code == 2, asked
+    assert "drop table audit_log" in asked.stderr and version_rows(url) == [SCHEMA_HEAD]
+    assert "audit_log" in tables(url)  # the rehearsal was rolled back
+    one_back = run("--database-url", url, "--as", "ops", "db", "downgrade", "-1", "--yes")
+    assert one_back.exit_code == 0, one_back
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        entry = conn.execute("SELECT actor, action, details FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    assert entry[0] == "ops" and entry[1] == "db.downgrade" and entry[2]["to"] == version_rows(url)[0]
+
+
+def test_sqlite_refuses_a_batch_rebuild_that_loses_a_column(run, sqlite_engine, destructive_revision):
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    refused = run("--database-url", url, "db", "migrate")
+    assert refused.exit_code == 8 and "drop column item.description" in refused.stderr, refused
+    from itemctl.services.migrate import current, schema_columns
+
+    assert current(sqlite_engine) == SCHEMA_HEAD
+    with sqlite_engine.connect() as connection:
+        assert "description" in schema_columns(connection)["item"]
