@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from itemctl.cli.completion import complete_tags, complete_usernames
-from itemctl.cli.output import OutputOption, confirm, echo_data, emit, must_ask
+from itemctl.cli.output import OutputOption, confirm, echo_data, emit, must_ask, open_input
 from itemctl.cli.runtime import command_session
 from itemctl.core.logging import notice
 
@@ -368,7 +368,7 @@ def import_command(
         raise InvalidInput(f"cannot tell the format of {file!r} from its name", hint="give --format csv|jsonl|json")
     if rejects is not None:
         check_output_path(rejects, option="--rejects", inputs=[file])
-    stream, size = _open_input(file)
+    stream, size = open_input(file)
     with ExitStack() as stack:
         if file != "-":
             stack.callback(stream.close)
@@ -419,24 +419,6 @@ def _export_format(file: str | None) -> str:
     from itemctl.services import bulk
 
     return "jsonl" if file and bulk.format_from_name(file) == "jsonl" else "csv"
-
-
-def _open_input(file: str):
-    """The input as a binary stream, and its size when known (for the progress bar)."""
-    import os
-    import sys
-
-    from itemctl.core.errors import InvalidInput, NotFoundError
-
-    if file == "-":
-        return sys.stdin.buffer, None
-    try:
-        stream = open(file, "rb")  # noqa: SIM115 - the caller closes it
-    except FileNotFoundError:
-        raise NotFoundError(f"no such file: {file}") from None
-    except OSError as error:
-        raise InvalidInput(f"cannot read {file}: {error.strerror}") from None
-    return stream, os.fstat(stream.fileno()).st_size
 
 
 @app.command("export")

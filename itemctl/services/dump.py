@@ -1,0 +1,368 @@
+"""``db dump`` and ``db restore``: an exact, validated, streaming copy between databases.
+
+A dump is JSON lines: a header (format, version, schema revision), then users, tags and
+items, each in id order, parents before children. Items name their owner by username and
+their tags by name, and every record keeps its id and timestamps, so a dump of the
+embedded SQLite default restores into PostgreSQL (and back) and dumps again to the same
+bytes. Nothing volatile is written (no time of dumping).
+
+Restore reads the same lines one at a time, validates each with the rules every other
+way in applies, and writes them in the command's one transaction (PostgreSQL: ``COPY``);
+memory holds the users' and tags' ids, never the items.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import IO
+
+from pydantic import ValidationError
+from sqlalchemy import exc, func, select
+from sqlmodel import Session
+
+from itemctl.core.errors import ConflictError, InvalidInput, SchemaError
+from itemctl.models import KNOWN_REVISIONS, Item, ItemCreate, ItemTag, Tag, TagCreate, User, UserCreate
+from itemctl.services import audit
+from itemctl.services.common import describe_validation_error
+from itemctl.services.items import _tag_names
+from itemctl.services.migrate import schema_revision
+
+FORMAT = "itemctl-dump"
+VERSION = 1
+BATCH = 1000
+KINDS = ("user", "tag", "item")  # the order records come in
+
+
+def _when(moment: datetime) -> str:
+    """Microseconds and a Z, always: the same text from every backend."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+# -- dump ---------------------------------------------------------------------------------
+
+
+def dump(*, session: Session, out: IO[str]) -> dict[str, int]:
+    """Write the whole database to ``out``; return how many records of each kind."""
+    counts = {kind: 0 for kind in KINDS}
+    connection = session.connection()
+    out.write(_line({"format": FORMAT, "version": VERSION, "revision": schema_revision(connection)}))
+    users: dict[uuid.UUID, str] = {}
+    for user in session.execute(select(User).order_by(User.id)).scalars():
+        users[user.id] = user.username
+        out.write(_line({
+            "type": "user", "id": str(user.id), "username": user.username, "email": user.email,
+            "is_admin": user.is_admin, "created_at": _when(user.created_at),
+        }))
+        counts["user"] += 1
+    for tag in session.execute(select(Tag).order_by(Tag.id)).scalars():
+        out.write(_line({"type": "tag", "id": str(tag.id), "name": tag.name}))
+        counts["tag"] += 1
+    batch: list[Item] = []
+    for item in session.execute(select(Item).order_by(Item.id).execution_options(yield_per=BATCH)).scalars():
+        batch.append(item)
+        if len(batch) == BATCH:
+            counts["item"] += _write_items(session, batch, users, out)
+            batch = []
+    counts["item"] += _write_items(session, batch, users, out)
+    return counts
+
+
+def _write_items(session: Session, batch: list[Item], users: dict[uuid.UUID, str], out: IO[str]) -> int:
+    tags = _tag_names(session, [item.id for item in batch])
+    for item in batch:
+        out.write(_line({
+            "type": "item", "id": str(item.id), "title": item.title, "description": item.description,
+            "owner": users[item.owner_id], "tags": tags.get(item.id, []),
+            "created_at": _when(item.created_at), "updated_at": _when(item.updated_at),
+        }))
+    return len(batch)
+
+
+# -- restore ------------------------------------------------------------------------------
+
+
+@dataclass
+class RestoreSummary:
+    counts: dict[str, int] = field(default_factory=lambda: {kind: 0 for kind in KINDS})
+
+
+class _Invalid(Exception):
+    """One line of the dump is not what a dump holds."""
+
+
+def restore(
+    *,
+    session: Session,
+    stream: IO[bytes],
+    actor: str | None,
+    on_progress: Callable[[int], None] | None = None,
+) -> RestoreSummary:
+    """Load a dump into this empty database at head, all of it or (on any error) nothing."""
+    _require_empty(session)
+    lines = _lines(stream)
+    summary = RestoreSummary()
+    writer = None
+    try:
+        header_line, header = next(lines, (1, None))
+        _check_header(header)
+        writer = _PostgresWriter(session) if session.get_bind().dialect.name == "postgresql" else _SqliteWriter(session)
+        reader = _Records(writer)
+        for number, record in lines:
+            try:
+                kind = reader.take(record)
+            except _Invalid as problem:
+                raise InvalidInput(f"line {number} of the dump: {problem}; nothing was restored") from None
+            summary.counts[kind] += 1
+            if on_progress and number % BATCH == 0:
+                on_progress(number)
+        writer.finish()
+    except BaseException as error:
+        if writer is not None:
+            writer.abort(error)  # a COPY under way must end before the transaction rolls back
+        if isinstance(error, _Invalid):
+            raise InvalidInput(f"line {header_line} of the dump: {error}; nothing was restored") from None
+        if isinstance(error, exc.IntegrityError):
+            raise InvalidInput(
+                "the dump holds two users, tags or items with the same name; nothing was restored"
+            ) from None
+        raise
+    audit.record(session, actor=actor, action="db.restore", target=header["revision"], details=dict(summary.counts))
+    return summary
+
+
+def _require_empty(session: Session) -> None:
+    for model, name in ((User, "user"), (Tag, "tag"), (Item, "item")):
+        if session.execute(select(func.count()).select_from(model)).scalar_one():
+            raise ConflictError(
+                f"the database is not empty (it has at least one {name}); restore loads into an empty database only",
+                hint="restore into a new database: create it, `itemctl db migrate`, then `itemctl db restore`",
+            )
+
+
+def _lines(stream: IO[bytes]) -> Iterator[tuple[int, object]]:
+    """(line number, parsed JSON) for each non-empty line; the header is line 1."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidInput(f"line {number} of the dump is not UTF-8 (byte {error.start + 1}); nothing was restored") from None
+        if not text.strip():
+            continue
+        try:
+            yield number, json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidInput(f"line {number} of the dump is not JSON: {error.msg}; nothing was restored") from None
+
+
+def _check_header(header) -> None:
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise _Invalid(f'not an itemctl dump (the first line must be a header with "format": "{FORMAT}")')
+    if header.get("version") != VERSION:
+        raise _Invalid(f"dump format version {header.get('version')!r} is not one this itemctl reads ({VERSION})")
+    revision = header.get("revision")
+    if revision not in KNOWN_REVISIONS:
+        raise SchemaError(
+            f"the dump is from schema revision {revision!r}, newer than this itemctl (head {KNOWN_REVISIONS[-1]})",
+            hint="upgrade itemctl to restore it",
+        )
+
+
+def _uuid(record: dict, key: str = "id") -> uuid.UUID:
+    try:
+        return uuid.UUID(str(record[key]))
+    except (KeyError, ValueError):
+        raise _Invalid(f"{key}: not a UUID: {record.get(key)!r}") from None
+
+
+def _moment(record: dict, key: str) -> datetime:
+    value = record.get(key)
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise _Invalid(f"{key}: not an ISO 8601 timestamp: {value!r}") from None
+    if moment.tzinfo is None:
+        raise _Invalid(f"{key}: a timestamp without a time zone: {value!r}")
+    return moment.astimezone(timezone.utc)
+
+
+def _valid(model, data: dict):
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise _Invalid(describe_validation_error(error)) from None
+
+
+class _Records:
+    """Checks each record (kind order, fields, rules, references) and hands it on."""
+
+    FIELDS = {
+        "user": {"type", "id", "username", "email", "is_admin", "created_at"},
+        "tag": {"type", "id", "name"},
+        "item": {"type", "id", "title", "description", "owner", "tags", "created_at", "updated_at"},
+    }
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+        self.kind_index = 0
+        self.users: dict[str, uuid.UUID] = {}
+        self.tags: dict[str, uuid.UUID] = {}
+
+    def take(self, record) -> str:
+        if not isinstance(record, dict) or record.get("type") not in KINDS:
+            raise _Invalid('a record must be an object with "type" user, tag or item')
+        kind = record["type"]
+        if KINDS.index(kind) < self.kind_index:
+            raise _Invalid(f"a {kind} after the {KINDS[self.kind_index]}s: parents come before children")
+        self.kind_index = KINDS.index(kind)
+        unknown = set(record) - self.FIELDS[kind]
+        missing = self.FIELDS[kind] - set(record) - {"email", "description"}
+        if unknown or missing:
+            raise _Invalid(f"{kind} record: " + "; ".join(
+                [f"unknown field {name!r}" for name in sorted(unknown)] + [f"missing field {name!r}" for name in sorted(missing)]
+            ))
+        getattr(self, f"_{kind}")(record)
+        return kind
+
+    def _user(self, record: dict) -> None:
+        user = _valid(UserCreate, {"username": record["username"], "email": record.get("email"), "is_admin": record["is_admin"]})
+        if not isinstance(record["is_admin"], bool):
+            raise _Invalid("is_admin: must be true or false")
+        if user.username in self.users:
+            raise _Invalid(f"username: {user.username!r} appears twice")
+        self.users[user.username] = _uuid(record)
+        self.writer.user((self.users[user.username], user.username, user.email, user.is_admin, _moment(record, "created_at")))
+
+    def _tag(self, record: dict) -> None:
+        tag = _valid(TagCreate, {"name": record["name"]})
+        self.tags[tag.name] = _uuid(record)
+        self.writer.tag((self.tags[tag.name], tag.name))
+
+    def _item(self, record: dict) -> None:
+        if not isinstance(record["tags"], list):
+            raise _Invalid("tags: must be a list of names")
+        item = _valid(ItemCreate, {"title": record["title"], "description": record.get("description"), "tags": record["tags"]})
+        owner = self.users.get(record["owner"])
+        if owner is None:
+            raise _Invalid(f"owner: no user {record['owner']!r} earlier in the dump")
+        tag_ids = []
+        for name in item.tags:
+            if name not in self.tags:
+                raise _Invalid(f"tags: no tag {name!r} earlier in the dump")
+            tag_ids.append(self.tags[name])
+        item_id = _uuid(record)
+        self.writer.item(
+            (item_id, item.title, item.description, owner, _moment(record, "created_at"), _moment(record, "updated_at")),
+            [(item_id, tag_id) for tag_id in tag_ids],
+        )
+
+
+class _PostgresWriter:
+    """COPY straight into the tables; an item's links wait in a spool file until the items
+    are in (one COPY at a time per connection)."""
+
+    COPIES = {
+        "user": 'COPY "user" (id, username, email, is_admin, created_at) FROM STDIN',
+        "tag": "COPY tag (id, name) FROM STDIN",
+        "item": "COPY item (id, title, description, owner_id, created_at, updated_at) FROM STDIN",
+    }
+
+    def __init__(self, session: Session) -> None:
+        self.cursor = session.connection().connection.driver_connection.cursor()
+        self.current: str | None = None
+        self.copy = None
+        self.links = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed in finish()
+
+    def _switch(self, kind: str) -> None:
+        if self.current == kind:
+            return
+        self._close()
+        self.copy_context = self.cursor.copy(self.COPIES[kind])
+        self.copy = self.copy_context.__enter__()
+        self.current = kind
+
+    def _close(self) -> None:
+        if self.copy is not None:
+            self.copy = None
+            self.copy_context.__exit__(None, None, None)
+
+    def abort(self, error: BaseException) -> None:
+        """End a COPY under way with the error, so the connection can roll back."""
+        self.links.close()
+        if self.copy is not None:
+            self.copy = None
+            try:
+                self.copy_context.__exit__(type(error), error, error.__traceback__)
+            except Exception:  # noqa: BLE001 - the original error is what the user sees
+                pass
+
+    def user(self, row: tuple) -> None:
+        self._switch("user")
+        self.copy.write_row(row)
+
+    def tag(self, row: tuple) -> None:
+        self._switch("tag")
+        self.copy.write_row(row)
+
+    def item(self, row: tuple, links: list[tuple]) -> None:
+        self._switch("item")
+        self.copy.write_row(row)
+        for item_id, tag_id in links:
+            self.links.write(f"{item_id}\t{tag_id}\n")
+
+    def finish(self) -> None:
+        self._close()
+        self.links.seek(0)
+        with self.cursor.copy("COPY item_tag (item_id, tag_id) FROM STDIN") as copy:
+            while block := self.links.read(1 << 16):
+                copy.write(block)
+        self.links.close()
+
+
+class _SqliteWriter:
+    """The embedded default: batched inserts through the ORM's tables."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.pending: dict[str, list[dict]] = {"user": [], "tag": [], "item": [], "item_tag": []}
+
+    def _add(self, kind: str, values: dict) -> None:
+        self.pending[kind].append(values)
+        if len(self.pending[kind]) >= BATCH:
+            self._flush(kind)
+
+    def _flush(self, kind: str) -> None:
+        table = {"user": User, "tag": Tag, "item": Item, "item_tag": ItemTag}[kind].__table__
+        if self.pending[kind]:
+            self.session.execute(table.insert(), self.pending[kind])
+            self.pending[kind] = []
+
+    def user(self, row: tuple) -> None:
+        self._add("user", dict(zip(("id", "username", "email", "is_admin", "created_at"), row)))
+
+    def tag(self, row: tuple) -> None:
+        self._flush("user")
+        self._add("tag", dict(zip(("id", "name"), row)))
+
+    def item(self, row: tuple, links: list[tuple]) -> None:
+        self._flush("tag")
+        self.pending["item"].append(dict(zip(("id", "title", "description", "owner_id", "created_at", "updated_at"), row)))
+        self.pending["item_tag"].extend({"item_id": item_id, "tag_id": tag_id} for item_id, tag_id in links)
+        if len(self.pending["item"]) >= BATCH or len(self.pending["item_tag"]) >= BATCH:
+            self._flush("item")  # the items before their links
+            self._flush("item_tag")
+
+    def finish(self) -> None:
+        for kind in ("user", "tag", "item", "item_tag"):
+            self._flush(kind)
+
+    def abort(self, error: BaseException) -> None:
+        """Nothing is under way between statements; the transaction's rollback suffices."""

@@ -1,0 +1,105 @@
+"""``db dump`` and ``db restore`` (contract §4): an exact copy between any two databases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli.test_parity import HOSTILE_RECORDS
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    from itemctl.core.config import DatabaseTarget
+    from itemctl.core.db import create_db_engine
+    from itemctl.services.migrate import migrate
+
+    def make(name: str) -> str:
+        url = f"sqlite:///{tmp_path / name}"
+        engine = create_db_engine(DatabaseTarget(url, "test"))
+        migrate(engine)
+        engine.dispose()
+        return url
+
+    return make
+
+
+def fill(run, url: str, tmp_path) -> None:
+    """Users (one admin, emails), tags in several scripts and cases, hostile items."""
+    path = tmp_path / "fill.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in HOSTILE_RECORDS) + "\n", encoding="utf-8")
+    for args in (
+        ["--as", "root", "users", "create", "root", "--admin", "--email", "root@example.com"],
+        ["--as", "root", "users", "create", "bob"],
+        ["--as", "root", "items", "import", str(path), "--owner", "bob"],
+        ["--as", "root", "items", "create", "root's own", "--description", "multi\nline", "--tag", "ops"],
+        ["--as", "root", "tags", "create", "unused"],
+    ):
+        assert run("--database-url", url, *args).exit_code == 0, args
+
+
+@pytest.mark.parametrize("direction", ["sqlite to postgresql", "postgresql to sqlite"])
+def test_a_dump_restores_across_backends_and_dumps_to_the_same_bytes(run, pg_url, sqlite_url, tmp_path, direction):
+    source, target = (sqlite_url("source.db"), pg_url) if direction.startswith("sqlite") else (pg_url, sqlite_url("target.db"))
+    fill(run, source, tmp_path)
+    first = run("--database-url", source, "db", "dump")
+    assert first.exit_code == 0, first
+    header = json.loads(first.stdout.splitlines()[0])
+    assert header == {"format": "itemctl-dump", "version": 1, "revision": header["revision"]}
+    dump_file = tmp_path / "dump.jsonl"
+    dump_file.write_text(first.stdout, encoding="utf-8")
+    restored = run("--database-url", target, "db", "restore", str(dump_file))
+    assert restored.exit_code == 0, restored
+    assert "restored 2 user(s), 8 tag(s), 10 item(s)" in restored.stderr
+    again = run("--database-url", target, "db", "dump")
+    assert again.stdout == first.stdout
+    assert run("--database-url", source, "db", "dump").stdout == first.stdout  # nothing volatile
+    # The copy is a working database: listings agree, ids included.
+    listing = ("--as", "root", "items", "list", "-o", "json", "--sort", "title")
+    assert run("--database-url", target, *listing).json() == run("--database-url", source, *listing).json()
+    audit = run("--database-url", target, "--as", "root", "audit", "list", "--action", "db.restore", "-o", "json").json()
+    assert len(audit) == 1 and audit[0]["details"] == {"user": 2, "tag": 8, "item": 10}
+
+
+def test_a_corrupted_line_restores_nothing_and_is_named(run, pg_url, sqlite_url, tmp_path):
+    source = sqlite_url("source.db")
+    fill(run, source, tmp_path)
+    lines = run("--database-url", source, "db", "dump").stdout.splitlines()
+    lines[6] = lines[6][: len(lines[6]) // 2]  # cut in the middle
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join(lines) + "\n")
+    result = run("--database-url", pg_url, "db", "restore", str(broken))
+    assert result.exit_code == 6 and "line 7" in result.stderr, result
+    assert run("--database-url", pg_url, "db", "dump").stdout.count("\n") == 1  # the header only
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code", "named"),
+    [
+        (lambda lines: lines.__setitem__(0, json.dumps({"format": "itemctl-dump", "version": 1, "revision": "0099"})), 8, "0099"),
+        (lambda lines: lines.__setitem__(0, '{"format": "pg_dump"}'), 6, "line 1"),
+        (lambda lines: lines.append(json.dumps({"type": "user", "id": "x"})), 6, "after the items"),
+        (lambda lines: lines.insert(1, json.dumps({"type": "tag", "id": "00000000-0000-4000-8000-000000000001", "name": "bad\u001bname"})), 6, "\\x1b"),
+    ],
+)
+def test_a_dump_that_is_not_right_restores_nothing(run, pg_url, sqlite_url, tmp_path, mutate, code, named):
+    source = sqlite_url("source.db")
+    fill(run, source, tmp_path)
+    lines = run("--database-url", source, "db", "dump").stdout.splitlines()
+    mutate(lines)
+    path = tmp_path / "changed.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = run("--database-url", pg_url, "db", "restore", str(path))
+    assert result.exit_code == code and named in result.stderr, result
+    assert run("--database-url", pg_url, "--as", "root", "items", "count").stdout == "0\n"
+
+
+def test_restore_needs_an_empty_database(run, pg_url, tmp_path):
+    fill(run, pg_url, tmp_path)
+    dumped = run("--database-url", pg_url, "db", "dump", "--file", str(tmp_path / "d.jsonl"))
+    assert dumped.exit_code == 0 and (tmp_path / "d.jsonl").read_text().startswith('{"format":"itemctl-dump"')
+    again = run("--database-url", pg_url, "db", "restore", str(tmp_path / "d.jsonl"))
+    assert again.exit_code == 4 and "not empty" in again.stderr
+    from_stdin = run("--database-url", pg_url, "db", "restore", "-", input=(tmp_path / "d.jsonl").read_text())
+    assert from_stdin.exit_code == 4
