@@ -51,6 +51,9 @@ def run_migrations_offline() -> None:
         **_options("sqlite" if dialect == "sqlite" else "postgresql"),
     )
     with context.begin_transaction():
+        # What a real `itemctl db migrate` runs first: the lock and the timeouts.
+        for statement in config.attributes.get("preamble") or []:
+            context.execute(statement)
         context.run_migrations()
 
 

@@ -50,11 +50,11 @@ def migrate_command(
     from itemctl.services import migrate
 
     state = ctx.obj
-    if sql:
-        echo_data(migrate.migration_sql(state.config().database.url, revision).rstrip("\n"))
-        return
     if lock_timeout is None:
         lock_timeout = state.lock_timeout if state.lock_timeout is not None else migrate.DEFAULT_LOCK_TIMEOUT
+    if sql:
+        echo_data(_review_sql(state, revision, lock_timeout=lock_timeout, statement_timeout=statement_timeout))
+        return
     with database_errors(state):
         result = migrate.migrate(
             state.engine(),
@@ -82,11 +82,39 @@ def migrate_command(
         notice(f"nothing to migrate: {where} is at {result.after}")
 
 
+def _review_sql(state, revision: str, *, downgrade_to: str | None = None, **timeouts) -> str:
+    """The SQL a run would execute on this database, from its current revision; from the
+    base (saying so) when the database cannot be reached."""
+    from itemctl.core.errors import ItemctlError
+    from itemctl.services import migrate
+
+    url = state.config().database.url
+    try:
+        with database_errors(state):
+            current = migrate.current(state.engine())
+    except ItemctlError as error:
+        if downgrade_to is not None:
+            raise
+        notice(f"the database cannot be read ({error.message}); showing the SQL from the base")
+        current = None
+    if current is not None and migrate.is_newer(current):
+        raise migrate.newer_error(current, migrate.head_revision())
+    if downgrade_to is not None:
+        if current is None:
+            from itemctl.core.errors import SchemaError
+
+            raise SchemaError("the database has no itemctl schema; nothing to downgrade")
+        return migrate.migration_sql(url, downgrade_to, current=current, downgrade=True, **timeouts).rstrip("\n")
+    notice(f"SQL to migrate {state.config().database.display()} from {current or 'the base'} to {revision}")
+    return migrate.migration_sql(url, revision, current=current, **timeouts).rstrip("\n")
+
+
 @app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def downgrade_command(
     ctx: typer.Context,
     revision: Annotated[str, typer.Argument(help="Target revision, `base`, or -N for N steps back.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    sql: Annotated[bool, typer.Option("--sql", help="Print the SQL instead of running it; touches nothing.")] = False,
 ) -> None:
     """Revert the schema to an earlier revision (data in dropped tables is lost).
 
@@ -95,6 +123,11 @@ def downgrade_command(
     from itemctl.services import migrate
 
     state = ctx.obj
+    if sql:
+        with database_errors(state):
+            target = migrate.resolve_downgrade_target(state.engine(), revision)
+        echo_data(_review_sql(state, revision, downgrade_to=target, lock_timeout=migrate.DEFAULT_LOCK_TIMEOUT))
+        return
     ask = must_ask(yes=yes, what="downgrade")
     with database_errors(state):
         engine = state.engine()
@@ -297,7 +330,7 @@ def restore_command(
         if file != "-":
             stack.callback(stream.close)
         on_progress, _ = stack.enter_context(
-            import_progress(enabled=not no_progress, stream=stream, total_bytes=size, label="restoring")
+            import_progress(enabled=not no_progress, stream=stream, total_bytes=size, title="restoring")
         )
         session, _ = stack.enter_context(command_session(state, actor=False))
         summary = dump.restore(session=session, stream=stream, actor=state.config().user, on_progress=on_progress)

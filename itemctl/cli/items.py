@@ -404,7 +404,8 @@ def import_command(
         )
     counts = summary.counts()
     if output is not None:  # the summary as data: -o json prints one object
-        emit(counts, output, columns=tuple(counts), id_field="read")
+        as_data = {**counts, "dry_run": True} if dry_run else counts
+        emit(as_data, output, columns=tuple(as_data), id_field="read")
     if output is not None:
         return
     verb = "would import" if dry_run else "imported"

@@ -12,7 +12,7 @@ from itemctl.core.logging import is_quiet
 
 @contextmanager
 def import_progress(
-    *, enabled: bool, stream: IO[bytes], total_bytes: int | None, label: str = "importing"
+    *, enabled: bool, stream: IO[bytes], total_bytes: int | None, title: str = "importing"
 ) -> Iterator[tuple[Callable[[int], None] | None, Callable[[str], None] | None]]:
     """Yield callbacks (rows read so far; phase name), or Nones when nothing is drawn.
 
@@ -36,7 +36,7 @@ def import_progress(
     columns = [label, BarColumn(), TaskProgressColumn()] if total_bytes else [label]
     columns += [TextColumn("{task.fields[rows]:,} rows, {task.fields[rate]:,.0f} rows/s"), TimeElapsedColumn()]
     with Progress(*columns, console=stderr_console(), transient=True) as progress:
-        task = progress.add_task(label, total=total_bytes, rows=0, rate=0.0)
+        task = progress.add_task(title, total=total_bytes, rows=0, rate=0.0)
 
         def update(rows: int) -> None:
             elapsed = progress.tasks[0].elapsed or 0

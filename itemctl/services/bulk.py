@@ -36,6 +36,8 @@ from itemctl.services.tags import ensure_tags, tag_order
 Format = Literal["csv", "jsonl", "json"]
 Mode = Literal["insert", "upsert", "skip"]
 FIELDS = ("title", "description", "owner", "tags")
+# Fields itemctl itself prints (`items list -o ndjson`), accepted and ignored on the way in.
+IGNORED = ("id", "created_at", "updated_at")
 MAX_REPORTED = 20
 BATCH = 1000
 
@@ -82,16 +84,8 @@ def _read_csv(text_stream: IO[str]) -> Iterator[Record]:
         header = next(reader, None)
         if header is None:
             return
-        header = [name.strip() for name in header]
-        unknown = [name for name in header if name not in FIELDS]
-        if unknown:
-            raise InvalidInput(
-                f"line 1: unknown field {unknown[0]!r} in the header (fields: {', '.join(FIELDS)})"
-            )
-        if len(set(header)) != len(header):
-            raise InvalidInput("line 1: a field appears twice in the header")
-        if "title" not in header:
-            raise InvalidInput("line 1: the header has no 'title' field")
+        header = _header(header)
+        width = len(header)
         row_number = 0
         last_line = reader.line_num
         for values in reader:
@@ -99,12 +93,40 @@ def _read_csv(text_stream: IO[str]) -> Iterator[Record]:
             if not values:
                 continue  # a blank line
             row_number += 1
-            if len(values) != len(header):
-                yield Record(start, row_number, _FieldCountError(len(values), len(header), values))
+            if len(values) == width + 1 and values[-1] == "" and header.trailing_blank:
+                values = values[:-1]  # the spreadsheet's empty trailing column
+            if len(values) != width:
+                yield Record(start, row_number, _FieldCountError(len(values), width, values))
                 continue
-            yield Record(start, row_number, dict(zip(header, values)))
+            yield Record(start, row_number, {k: v for k, v in zip(header, values) if k not in IGNORED})
     except csv.Error as error:
         raise InvalidInput(f"line {reader.line_num}: malformed CSV: {error}") from None
+
+
+class _Header(list):
+    """The CSV header's field names; ``trailing_blank`` when a spreadsheet added an empty one."""
+
+    trailing_blank = False
+
+
+def _header(names: list[str]) -> _Header:
+    """Field names matched case- and space-insensitively (``Title `` is title); an empty
+    last name (a spreadsheet's trailing column) is dropped; a repeat is named."""
+    header = _Header(name.strip().lower() for name in names)
+    if len(header) > 1 and header[-1] == "":
+        header.pop()
+        header.trailing_blank = True
+    known = (*FIELDS, *IGNORED)
+    for position, name in enumerate(header, start=1):
+        if name not in known:
+            raise InvalidInput(
+                f"line 1: unknown field {names[position - 1]!r} in the header (column {position}; fields: {', '.join(FIELDS)})"
+            )
+        if header.count(name) > 1:
+            raise InvalidInput(f"line 1: the field {name!r} appears twice in the header")
+    if "title" not in header:
+        raise InvalidInput("line 1: the header has no 'title' field")
+    return header
 
 
 @dataclass
@@ -241,8 +263,11 @@ def validate(record: Record, default_owner: str) -> ValidRow | str:
     problem = _problem(record.data)
     if problem:
         return problem
+    data = record.data
+    if any(name in data for name in IGNORED):
+        data = {k: v for k, v in data.items() if k not in IGNORED}
     try:
-        row = ItemImportRow.model_validate(record.data)
+        row = ItemImportRow.model_validate(data)
     except ValidationError as error:
         return _describe(error)
     return ValidRow(record.line, record.row, row.title, row.description, row.owner or default_owner, row.tags, record.data)

@@ -371,12 +371,42 @@ def _applied_between(before: str | None, after: str | None) -> list[str]:
     return [rev.revision for rev in reversed(list(revisions))]
 
 
-def migration_sql(url: str, revision: str = "head") -> str:
-    """The SQL a migration would run (offline mode): no database is touched."""
+def run_preamble(dialect: str, lock_timeout: float, statement_timeout: float = 0) -> list[str]:
+    """The statements a real run issues first in its transaction (PostgreSQL only)."""
+    if dialect != "postgresql":
+        return []
+    preamble = [
+        "SET LOCAL client_connection_check_interval = '1s'",
+        f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})",
+        f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'",
+    ]
+    if statement_timeout:
+        preamble.append(f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'")
+    return preamble
+
+
+def migration_sql(
+    url: str,
+    revision: str = "head",
+    *,
+    current: str | None = None,
+    downgrade: bool = False,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    statement_timeout: float = 0,
+) -> str:
+    """The SQL ``db migrate`` (or ``db downgrade``) would run from ``current`` (None: the
+    base), with the lock and timeout statements of a real run (offline: nothing is run)."""
     from alembic import command
 
     buffer = io.StringIO()
-    command.upgrade(alembic_config(url=url, buffer=buffer), revision, sql=True)
+    config = alembic_config(url=url, buffer=buffer)
+    config.attributes["preamble"] = run_preamble(url.split(":", 1)[0].split("+", 1)[0], lock_timeout, statement_timeout)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=REFLECTION_WARNING)
+        if downgrade:
+            command.downgrade(config, f"{current}:{revision}", sql=True)
+        else:
+            command.upgrade(config, f"{current}:{revision}" if current else revision, sql=True)
     return buffer.getvalue()
 
 

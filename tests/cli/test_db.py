@@ -278,3 +278,15 @@ def test_sqlite_refuses_a_batch_rebuild_that_loses_a_column(run, sqlite_engine, 
     assert current(sqlite_engine) == SCHEMA_HEAD
     with sqlite_engine.connect() as connection:
         assert "description" in schema_columns(connection)["item"]
+
+
+def test_sql_shows_what_a_run_would_do_on_this_database(run, make_database):
+    url = make_database(revision="0003")
+    upgrade = run("--database-url", url, "db", "migrate", "--sql", "--lock-timeout", "7")
+    assert upgrade.exit_code == 0, upgrade
+    assert 'CREATE TABLE "user"' not in upgrade.stdout and "Running upgrade 0003 -> 0004" in upgrade.stdout
+    assert "pg_advisory_xact_lock" in upgrade.stdout and "lock_timeout = '7000ms'" in upgrade.stdout
+    assert "from 0003" in upgrade.stderr
+    downgrade = run("--database-url", url, "db", "downgrade", "-1", "--sql")
+    assert downgrade.exit_code == 0 and "Running downgrade 0003 -> 0002" in downgrade.stdout, downgrade
+    assert version_rows(url) == ["0003"]  # nothing ran

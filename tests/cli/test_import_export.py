@@ -218,3 +218,20 @@ def test_export_file_takes_its_format_from_the_extension_unless_format_says(any_
     assert flag_wins.exit_code == 0 and (tmp_path / "x.csv").read_text().startswith("{")
     reimported = any_itemctl("--as", "alice", "items", "import", str(tmp_path / "out.jsonl"), "--mode", "skip", "-o", "json")
     assert reimported.json()["skipped"] == 1
+
+
+def test_real_world_csv_headers_and_itemctl_own_output_import(any_itemctl, tmp_path):
+    spreadsheet = tmp_path / "sheet.csv"
+    spreadsheet.write_text("Title , DESCRIPTION,Tags,\nOne,first,a;b,\nTwo,,c,\n")
+    result = any_itemctl("--as", "alice", "items", "import", str(spreadsheet), "-o", "json")
+    assert result.exit_code == 0 and result.json()["inserted"] == 2, result
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("title,Tags,tags\nx,a,b\n")
+    twice = any_itemctl("--as", "alice", "items", "import", str(repeated))
+    assert twice.exit_code == 6 and "'tags' appears twice" in twice.stderr, twice
+    listed = any_itemctl("--as", "alice", "items", "list", "-o", "ndjson").stdout
+    assert '"id"' in listed and '"created_at"' in listed
+    again = any_itemctl("--as", "alice", "items", "import", "-", "--format", "jsonl", "--mode", "skip", "-o", "json", input=listed)
+    assert again.exit_code == 0 and again.json()["skipped"] == 2, again
+    dry = any_itemctl("--as", "alice", "items", "import", str(spreadsheet), "--mode", "skip", "--dry-run", "-o", "json")
+    assert dry.json()["dry_run"] is True
