@@ -281,6 +281,7 @@ def dump_command(
 
     The same data dumps to the same bytes from SQLite and PostgreSQL; `db restore`
     loads it into an empty database of either kind. The audit trail is not included.
+    A progress bar is drawn on stderr when it is a terminal (not with -q).
 
     Example: itemctl db dump --file backup.jsonl
     """
@@ -289,17 +290,20 @@ def dump_command(
     from itemctl.core.files import atomic_output
     from itemctl.services import dump
 
+    from itemctl.cli.progress import import_progress
+
     state = ctx.obj
-    if file is None:
-        with command_session(state, actor=False, writes=False) as (session, _):
-            counts = dump.dump(session=session, out=sys.stdout)
-        sys.stdout.flush()
-    else:
-        with (
-            atomic_output(file, option="--file") as out,
-            command_session(state, actor=False, writes=False) as (session, _),
-        ):
-            counts = dump.dump(session=session, out=out)
+    with import_progress(enabled=True, stream=None, total_bytes=None, title="dumping") as (on_progress, _):
+        if file is None:
+            with command_session(state, actor=False, writes=False) as (session, _):
+                counts = dump.dump(session=session, out=sys.stdout, on_progress=on_progress)
+            sys.stdout.flush()
+        else:
+            with (
+                atomic_output(file, option="--file") as out,
+                command_session(state, actor=False, writes=False) as (session, _),
+            ):
+                counts = dump.dump(session=session, out=out, on_progress=on_progress)
     notice(
         f"dumped {counts['user']} user(s), {counts['tag']} tag(s), {counts['item']} item(s)"
         + (f" to {file}" if file else "")

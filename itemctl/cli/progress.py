@@ -12,7 +12,7 @@ from itemctl.core.logging import is_quiet
 
 @contextmanager
 def import_progress(
-    *, enabled: bool, stream: IO[bytes], total_bytes: int | None, title: str = "importing"
+    *, enabled: bool, stream: IO[bytes] | None, total_bytes: int | None, title: str = "importing"
 ) -> Iterator[tuple[Callable[[int], None] | None, Callable[[str], None] | None]]:
     """Yield callbacks (rows read so far; phase name), or Nones when nothing is drawn.
 

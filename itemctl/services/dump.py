@@ -50,8 +50,10 @@ def _line(record: dict) -> str:
 # -- dump ---------------------------------------------------------------------------------
 
 
-def dump(*, session: Session, out: IO[str]) -> dict[str, int]:
-    """Write the whole database to ``out``; return how many records of each kind."""
+def dump(*, session: Session, out: IO[str], on_progress: Callable[[int], None] | None = None) -> dict[str, int]:
+    """Write the whole database to ``out``; return how many records of each kind.
+
+    ``on_progress`` is told how many records are written so far, every thousand items."""
     counts = {kind: 0 for kind in KINDS}
     connection = session.connection()
     out.write(_line({"format": FORMAT, "version": VERSION, "revision": schema_revision(connection)}))
@@ -72,6 +74,8 @@ def dump(*, session: Session, out: IO[str]) -> dict[str, int]:
         if len(batch) == BATCH:
             counts["item"] += _write_items(session, batch, users, out)
             batch = []
+            if on_progress:
+                on_progress(sum(counts.values()))
     counts["item"] += _write_items(session, batch, users, out)
     return counts
 
@@ -353,6 +357,7 @@ class _SqliteWriter:
         self._add("tag", dict(zip(("id", "name"), row)))
 
     def item(self, row: tuple, links: list[tuple]) -> None:
+        self._flush("user")  # parents first, also when the dump has no tags
         self._flush("tag")
         self.pending["item"].append(dict(zip(("id", "title", "description", "owner_id", "created_at", "updated_at"), row)))
         self.pending["item_tag"].extend({"item_id": item_id, "tag_id": tag_id} for item_id, tag_id in links)

@@ -186,6 +186,18 @@ def schema_columns(connection: Connection) -> dict[str, set[str]]:
     return columns
 
 
+def _step(connection: Connection, alembic_command, revision: str) -> tuple[str | None, list[str]]:
+    """Run Alembic's upgrade or downgrade on the connection; the revision reached and
+    what was lost. The catalog is read before and after, inside the run's transaction: a
+    drop made by op.drop_column, raw SQL or a batch rebuild that loses a column looks the
+    same here, and the caller's refusal rolls back everything the run did."""
+    columns_before = schema_columns(connection)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=REFLECTION_WARNING)
+        alembic_command(alembic_config(connection=connection), revision)
+    return _revision_in_transaction(connection), lost_between(columns_before, schema_columns(connection))
+
+
 def lost_between(before: dict[str, set[str]], after: dict[str, set[str]]) -> list[str]:
     """The tables and columns that ``before`` had and ``after`` lacks, in words."""
     lost = []
@@ -294,15 +306,7 @@ def migrate(
                 before = _revision_in_transaction(connection)
                 if is_newer(before):
                     return MigrationResult(before, before, newer=True)
-                # The catalog before and after, inside the run's transaction: a drop made
-                # by op.drop_column, raw SQL or a batch rebuild that loses a column looks
-                # the same here, and a refusal rolls back everything the run did.
-                columns_before = schema_columns(connection)
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=REFLECTION_WARNING)
-                    command.upgrade(alembic_config(connection=connection), revision)
-                after = _revision_in_transaction(connection)
-                drops = lost_between(columns_before, schema_columns(connection))
+                after, drops = _step(connection, command.upgrade, revision)
                 if drops and not allow_destructive:
                     raise SchemaError(
                         f"migration refused: it would {', '.join(drops)}; the schema is unchanged",
@@ -426,12 +430,7 @@ def downgrade(engine: Engine, *, revision: str, actor: str | None = None, dry_ru
             before = _revision_in_transaction(connection)
             if is_newer(before):
                 raise newer_error(before, head_revision())
-            columns_before = schema_columns(connection)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=REFLECTION_WARNING)
-                command.downgrade(alembic_config(connection=connection), revision)
-            after = _revision_in_transaction(connection)
-            drops = lost_between(columns_before, schema_columns(connection))
+            after, drops = _step(connection, command.downgrade, revision)
             if dry_run:
                 transaction.rollback()
             else:

@@ -103,3 +103,16 @@ def test_restore_needs_an_empty_database(run, pg_url, tmp_path):
     assert again.exit_code == 4 and "not empty" in again.stderr
     from_stdin = run("--database-url", pg_url, "db", "restore", "-", input=(tmp_path / "d.jsonl").read_text())
     assert from_stdin.exit_code == 4
+
+
+def test_dump_and_restore_show_progress_on_a_terminal(run, pg_url, sqlite_url, tmp_path):
+    from tests.cli.test_terminal import on_a_terminal
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\n" + "".join(f"row {i}\n" for i in range(2500)))
+    assert run("--database-url", pg_url, "--as", "alice", "items", "import", str(rows)).exit_code == 0
+    dump_file = tmp_path / "big.jsonl"
+    code, screen = on_a_terminal("--database-url", pg_url, "db", "dump", "--file", str(dump_file))
+    assert code == 0 and "dumping" in screen and "dumped 1 user(s), 0 tag(s), 2500 item(s)" in screen, screen
+    code, screen = on_a_terminal("--database-url", sqlite_url("target.db"), "db", "restore", str(dump_file))
+    assert code == 0 and "restoring" in screen and "━" in screen, screen
