@@ -347,6 +347,12 @@ def import_command(
         bool, typer.Option("--exclusive", help="Lock item and item_tag and check foreign keys once (maintenance windows).")
     ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    delimiter: Annotated[
+        str, typer.Option("--delimiter", metavar="CHAR", help="CSV field separator, e.g. ';' or $'\\t'.")
+    ] = ",",
+    encoding: Annotated[
+        str, typer.Option("--encoding", metavar="NAME", help="Text encoding, e.g. cp1252, latin-1, utf-16 (UTF-8 with or without BOM by default).")
+    ] = "utf-8",
     output: OutputOption = None,
 ) -> None:
     """Import items from a file in one transaction: all rows, or none.
@@ -368,10 +374,11 @@ def import_command(
         raise InvalidInput(f"cannot tell the format of {file!r} from its name", hint="give --format csv|jsonl|json")
     if rejects is not None:
         check_output_path(rejects, option="--rejects", inputs=[file])
-    stream, size = open_input(file)
+    raw, size = open_input(file)
     with ExitStack() as stack:
         if file != "-":
-            stack.callback(stream.close)
+            stack.callback(raw.close)
+        stream = bulk.decompressed(raw, file)
         rejects_out = None
         if rejects is not None:
             # A dry run writes nothing, the rejects file included: it is counted only.
@@ -383,7 +390,7 @@ def import_command(
         # ExitStack unwinds in reverse: the session commits before the rejects file is
         # renamed into place, so a failed commit leaves no rejects file either.
         on_progress, on_phase = stack.enter_context(
-            import_progress(enabled=not no_progress, stream=stream, total_bytes=size)
+            import_progress(enabled=not no_progress, stream=raw, total_bytes=size)
         )
         session, actor = stack.enter_context(command_session(ctx.obj, rollback=dry_run))
         summary = bulk.import_items(
@@ -392,6 +399,8 @@ def import_command(
             stream=stream,
             options=bulk.ImportOptions(
                 fmt=chosen,
+                encoding=encoding,
+                delimiter=delimiter,
                 source="stdin" if file == "-" else file,
                 mode=mode.value,
                 owner=owner,

@@ -53,38 +53,99 @@ class Record:
 
 
 def format_from_name(name: str) -> Format | None:
-    lowered = name.lower()
+    """The format a file's name says (``.csv``, ``.jsonl``/``.ndjson``, ``.json``, each
+    also with ``.gz``), or None."""
+    lowered = name.lower().removesuffix(".gz")
     for suffix, fmt in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json")):
         if lowered.endswith(suffix):
             return fmt  # type: ignore[return-value]
     return None
 
 
-def _text(stream: IO[bytes]) -> IO[str]:
-    # utf-8-sig: a byte-order mark is dropped when present, harmless when not.
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+def decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
+    """A ``.gz`` file read through gzip, on the fly; anything else as it is."""
+    if name.lower().endswith(".gz"):
+        import gzip
+
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream
 
 
-def read_records(stream: IO[bytes], fmt: Format) -> Iterator[Record]:
+ENCODING_HINT = "give --encoding (for example cp1252, latin-1 or utf-16)"
+
+
+def _line_by_line(encoding: str) -> bool:
+    """Encodings in which a newline is the byte 0x0a (UTF-8, the cp and latin ones): those
+    are decoded a line at a time, so an undecodable byte is named by line and offset."""
+    import codecs
+
+    try:
+        return codecs.lookup(encoding).encode("\n")[0] == b"\n"
+    except LookupError:
+        raise InvalidInput(f"unknown encoding {encoding!r}", hint=ENCODING_HINT) from None
+
+
+class _DecodedLines:
+    """Text lines of a binary stream, decoded one by one: a byte that is not valid in the
+    encoding is reported with its line and its offset in the file."""
+
+    def __init__(self, stream: IO[bytes], encoding: str) -> None:
+        self.stream = stream
+        self.encoding = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+        self.offset = 0
+        self.number = 0
+
+    def __iter__(self) -> Iterator[str]:
+        import codecs
+
+        decoder = codecs.getincrementaldecoder(self.encoding)()  # drops a leading BOM once
+        for raw in self.stream:
+            self.number += 1
+            try:
+                yield decoder.decode(raw)
+            except UnicodeDecodeError as error:
+                raise InvalidInput(
+                    f"line {self.number}: byte {self.offset + error.start + 1} of the file is not valid "
+                    f"{self.encoding.removesuffix('-sig')} ({error.reason})",
+                    hint=ENCODING_HINT,
+                ) from None
+            self.offset += len(raw)
+
+
+def read_records(stream: IO[bytes], fmt: Format, *, encoding: str = "utf-8", delimiter: str = ",") -> Iterator[Record]:
     """Parse the input lazily; a malformed file raises InvalidInput naming the line."""
-    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "json": _read_json_array}[fmt]
-    text_stream = _text(stream)
+    if fmt == "csv":
+        reader = lambda text: _read_csv(text, delimiter)  # noqa: E731
+    else:
+        reader = {"jsonl": _read_jsonl, "json": _read_json_array}[fmt]
+    if _line_by_line(encoding) and fmt != "json":
+        yield from reader(_DecodedLines(stream, encoding))
+        return
+    # UTF-16 and such (a newline is not one byte), and a JSON array, which may be one
+    # line of any length: a wrapper decodes as it reads, in chunks.
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"  # a byte-order mark is dropped when present
+    text_stream = io.TextIOWrapper(stream, encoding=encoding, newline="")
     try:
         yield from reader(text_stream)
     except UnicodeDecodeError as error:
-        raise InvalidInput(f"the input is not valid UTF-8 ({error.reason} at byte {error.start})") from None
+        raise InvalidInput(f"the input is not valid {encoding} ({error.reason})", hint=ENCODING_HINT) from None
+    except UnicodeError as error:
+        raise InvalidInput(f"the input is not valid {encoding} ({error})", hint=ENCODING_HINT) from None
     finally:
         # The caller owns the stream: let go of it rather than close it with the wrapper.
         text_stream.detach()
 
 
-def _read_csv(text_stream: IO[str]) -> Iterator[Record]:
-    reader = csv.reader(text_stream, strict=True)
+def _read_csv(text_stream, delimiter: str = ",") -> Iterator[Record]:
+    if len(delimiter) != 1:
+        raise InvalidInput(f"--delimiter must be one character, not {delimiter!r}", hint="for a tab: --delimiter $'\\t'")
+    reader = csv.reader(text_stream, strict=True, delimiter=delimiter)
     try:
         header = next(reader, None)
         if header is None:
             return
-        header = _header(header)
+        header = _header(header, delimiter)
         width = len(header)
         row_number = 0
         last_line = reader.line_num
@@ -109,9 +170,17 @@ class _Header(list):
     trailing_blank = False
 
 
-def _header(names: list[str]) -> _Header:
+def _header(names: list[str], delimiter: str = ",") -> _Header:
     """Field names matched case- and space-insensitively (``Title `` is title); an empty
-    last name (a spreadsheet's trailing column) is dropped; a repeat is named."""
+    last name (a spreadsheet's trailing column) is dropped; a repeat is named. A header
+    that is one field holding another delimiter says which option reads it."""
+    if len(names) == 1:
+        for other, shown in ((";", "';'"), ("\t", "$'\\t'"), (",", "','"), ("|", "'|'")):
+            if other != delimiter and other in names[0] and "title" in names[0].lower():
+                raise InvalidInput(
+                    f"line 1: the header {names[0]!r} looks separated by {other!r}, not {delimiter!r}",
+                    hint=f"give --delimiter {shown}",
+                )
     header = _Header(name.strip().lower() for name in names)
     if len(header) > 1 and header[-1] == "":
         header.pop()
@@ -337,6 +406,8 @@ class Rejects:
 @dataclass
 class ImportOptions:
     fmt: Format
+    encoding: str = "utf-8"
+    delimiter: str = ","
     source: str | None = None  # the file name, for the audit trail
     mode: Mode = "insert"
     owner: str | None = None
@@ -366,7 +437,7 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
     with session.begin_nested():
         session.connection()
         with loader.loading():
-            for record in read_records(stream, options.fmt):
+            for record in read_records(stream, options.fmt, encoding=options.encoding, delimiter=options.delimiter):
                 summary.read += 1
                 if options.on_progress and summary.read % BATCH == 0:
                     options.on_progress(summary.read)

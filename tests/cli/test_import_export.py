@@ -235,3 +235,27 @@ def test_real_world_csv_headers_and_itemctl_own_output_import(any_itemctl, tmp_p
     assert again.exit_code == 0 and again.json()["skipped"] == 2, again
     dry = any_itemctl("--as", "alice", "items", "import", str(spreadsheet), "--mode", "skip", "--dry-run", "-o", "json")
     assert dry.json()["dry_run"] is True
+
+
+def test_european_spreadsheets_other_encodings_and_gzip(any_itemctl, tmp_path):
+    import gzip
+
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"title;tags\n" + b"".join(f"row {i};x\n".encode() for i in range(3)) + b"Caf\xe9;a\n")
+    wrong = any_itemctl("--as", "alice", "items", "import", str(latin))
+    assert wrong.exit_code == 6 and "--delimiter ';'" in wrong.stderr, wrong
+    undecodable = any_itemctl("--as", "alice", "items", "import", str(latin), "--delimiter", ";")
+    offset = latin.read_bytes().index(b"\xe9") + 1
+    assert undecodable.exit_code == 6, undecodable
+    assert f"line 5: byte {offset} of the file" in undecodable.stderr and "--encoding" in undecodable.stderr
+    read = any_itemctl("--as", "alice", "items", "import", str(latin), "--delimiter", ";", "--encoding", "cp1252", "-o", "json")
+    assert read.exit_code == 0 and read.json()["inserted"] == 4, read
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_bytes("title\ttags\nÜber\tb\n".encode("utf-16"))
+    tabbed = any_itemctl("--as", "alice", "items", "import", str(utf16), "--encoding", "utf-16", "--delimiter", "\t", "-o", "json")
+    assert tabbed.exit_code == 0 and tabbed.json()["inserted"] == 1, tabbed
+    packed = tmp_path / "rows.jsonl.gz"
+    packed.write_bytes(gzip.compress(b'{"title": "zipped"}\n'))
+    zipped = any_itemctl("--as", "alice", "items", "import", str(packed), "-o", "json")
+    assert zipped.exit_code == 0 and zipped.json()["inserted"] == 1, zipped
+    assert any_itemctl("--as", "alice", "items", "count", "--search", "Café").stdout == "1\n"
