@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 
 from itemctl.core.csvio import csv_writer
 from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied
+from itemctl.core.text import fold_case
 from itemctl.models import Item, ItemImportRow, ItemTag, Tag, User
 from itemctl.models.base import new_id, utcnow
 from itemctl.services import audit
@@ -302,6 +303,10 @@ class ValidRow:
     owner: str
     tags: list[str]
     source: object
+    # A field the record does not have at all (a column missing from the file, a key
+    # absent from the object) leaves the stored value alone in an upsert.
+    keep_description: bool = False
+    keep_tags: bool = False
 
 
 def _problem(data) -> str | None:
@@ -339,7 +344,10 @@ def validate(record: Record, default_owner: str) -> ValidRow | str:
         row = ItemImportRow.model_validate(data)
     except ValidationError as error:
         return _describe(error)
-    return ValidRow(record.line, record.row, row.title, row.description, row.owner or default_owner, row.tags, record.data)
+    return ValidRow(
+        record.line, record.row, row.title, row.description, row.owner or default_owner, row.tags, record.data,
+        keep_description="description" not in data, keep_tags="tags" not in data,
+    )
 
 
 def _source(data) -> object:
@@ -631,6 +639,8 @@ class _PostgresLoader(_Loader):
             owner text NOT NULL,
             tags text,
             source text,
+            keep_description boolean NOT NULL,
+            keep_tags boolean NOT NULL,
             existing_id uuid,
             changed boolean
         ) ON COMMIT DROP
@@ -645,7 +655,7 @@ class _PostgresLoader(_Loader):
         self.cursor.execute("DROP TABLE IF EXISTS pg_temp.import_row")
         self.cursor.execute(self.STAGING)
         self.tag_names: set[str] = set()
-        columns = "line, rownum, title, description, owner, tags, source"
+        columns = "line, rownum, title, description, owner, tags, source, keep_description, keep_tags"
         with self.cursor.copy(f"COPY import_row ({columns}) FROM STDIN") as self.copy:
             yield
         # Statistics, so the checks below join sensibly instead of guessing.
@@ -653,7 +663,10 @@ class _PostgresLoader(_Loader):
 
     def add(self, row: ValidRow) -> None:
         self.copy.write_row(
-            (row.line, row.row, row.title, row.description, row.owner, ";".join(row.tags) or None, self._source_json(row))
+            (
+                row.line, row.row, row.title, row.description, row.owner, ";".join(row.tags) or None,
+                self._source_json(row), row.keep_description, row.keep_tags,
+            )
         )
         # The distinct names seen (bounded by the number of tags, not of rows): when the
         # database knows them all, the pass that creates new tags is skipped.
@@ -672,25 +685,30 @@ class _PostgresLoader(_Loader):
             self._exec(
                 """
                 UPDATE import_row s SET existing_id = i.id,
-                    changed = i.description IS DISTINCT FROM s.description
-                        OR coalesce((SELECT string_agg(lower(t.name), ';' ORDER BY lower(t.name))
-                                     FROM item_tag it JOIN tag t ON t.id = it.tag_id
-                                     WHERE it.item_id = i.id), '')
-                        <> coalesce((SELECT string_agg(lower(x), ';' ORDER BY lower(x))
-                                     FROM unnest(string_to_array(s.tags, ';')) x), '')
+                    changed = (NOT s.keep_description AND i.description IS DISTINCT FROM s.description)
+                        OR (NOT s.keep_tags
+                            AND coalesce((SELECT string_agg(lower(t.name), ';' ORDER BY lower(t.name))
+                                          FROM item_tag it JOIN tag t ON t.id = it.tag_id
+                                          WHERE it.item_id = i.id), '')
+                            <> coalesce((SELECT string_agg(lower(x), ';' ORDER BY lower(x))
+                                         FROM unnest(string_to_array(s.tags, ';')) x), ''))
                 FROM "user" u JOIN item i ON i.owner_id = u.id
                 WHERE u.username = s.owner AND i.title = s.title
                 """
             )
             updated = self._exec(
                 """
-                UPDATE item SET description = s.description, updated_at = now()
+                UPDATE item SET updated_at = now(),
+                    description = CASE WHEN s.keep_description THEN item.description ELSE s.description END
                 FROM import_row s WHERE s.changed AND item.id = s.existing_id
                 """
             )
-            self._exec("DELETE FROM item_tag USING import_row s WHERE s.changed AND item_tag.item_id = s.existing_id")
+            self._exec(
+                "DELETE FROM item_tag USING import_row s "
+                "WHERE s.changed AND NOT s.keep_tags AND item_tag.item_id = s.existing_id"
+            )
             new_rows = "WHERE s.existing_id IS NULL"
-            written = "(s.existing_id IS NULL OR s.changed)"
+            written = "(s.existing_id IS NULL OR (s.changed AND NOT s.keep_tags))"
         elif mode == "skip":
             new_rows = "WHERE NOT EXISTS (SELECT 1 FROM item i WHERE i.owner_id = u.id AND i.title = s.title)"
             written = "EXISTS (SELECT 1 FROM item i WHERE i.id = s.id)"
@@ -800,7 +818,8 @@ class _SqliteLoader(_Loader):
             """
             CREATE TEMP TABLE import_row (
                 line INTEGER NOT NULL, rownum INTEGER NOT NULL, title TEXT NOT NULL,
-                description TEXT, owner TEXT NOT NULL, tags TEXT, source TEXT
+                description TEXT, owner TEXT NOT NULL, tags TEXT, source TEXT,
+                keep_description INTEGER NOT NULL, keep_tags INTEGER NOT NULL
             )
             """
         )
@@ -818,6 +837,8 @@ class _SqliteLoader(_Loader):
                 "owner": row.owner,
                 "tags": json.dumps(row.tags, ensure_ascii=False),
                 "source": self._source_json(row),
+                "keep_description": row.keep_description,
+                "keep_tags": row.keep_tags,
             }
         )
         if len(self.pending) >= BATCH:
@@ -827,8 +848,8 @@ class _SqliteLoader(_Loader):
         if self.pending:
             self.connection.execute(
                 text(
-                    "INSERT INTO import_row (line, rownum, title, description, owner, tags, source) "
-                    "VALUES (:line, :rownum, :title, :description, :owner, :tags, :source)"
+                    "INSERT INTO import_row (line, rownum, title, description, owner, tags, source, keep_description, keep_tags) "
+                    "VALUES (:line, :rownum, :title, :description, :owner, :tags, :source, :keep_description, :keep_tags)"
                 ),
                 self.pending,
             )
@@ -837,8 +858,10 @@ class _SqliteLoader(_Loader):
     def _staged(self) -> Iterator[tuple]:
         last = 0
         while True:
+            # By record number: the records of a JSON array may all be on one line.
             batch = self._query(
-                "SELECT line, title, description, owner, tags FROM import_row WHERE line > :last ORDER BY line LIMIT :n",
+                "SELECT rownum, title, description, owner, tags, keep_description, keep_tags FROM import_row "
+                "WHERE rownum > :last ORDER BY rownum LIMIT :n",
                 last=last,
                 n=BATCH,
             )
@@ -852,7 +875,7 @@ class _SqliteLoader(_Loader):
         owners: dict[str, User] = {}  # bounded by the number of users, not of rows
         inserted = updated = 0
         now = utcnow()
-        for _line, title, description, owner_name, tags_json in self._staged():
+        for _row, title, description, owner_name, tags_json, keep_description, keep_tags in self._staged():
             owner = owners.get(owner_name) or session.exec(select(User).where(User.username == owner_name)).one()
             owners[owner_name] = owner
             names = json.loads(tags_json)
@@ -862,13 +885,19 @@ class _SqliteLoader(_Loader):
                 session.add(item)
                 session.flush()
                 inserted += 1
-            elif mode == "upsert" and self._changed(existing, description, names):
-                existing.description = description
+            elif mode == "upsert" and self._changed(
+                existing, existing.description if keep_description else description, None if keep_tags else names
+            ):
+                if not keep_description:
+                    existing.description = description
                 existing.updated_at = now
                 session.add(existing)
-                session.execute(ItemTag.__table__.delete().where(ItemTag.item_id == existing.id))
                 item = existing
                 updated += 1
+                if keep_tags:
+                    session.flush()
+                    continue
+                session.execute(ItemTag.__table__.delete().where(ItemTag.item_id == existing.id))
             else:
                 continue  # skip mode, or nothing to change
             for tag in ensure_tags(session=session, names=names):
@@ -877,11 +906,16 @@ class _SqliteLoader(_Loader):
         self.connection.exec_driver_sql("DROP TABLE temp.import_row")
         return inserted, updated
 
-    def _changed(self, item: Item, description: str | None, names: list[str]) -> bool:
+    def _changed(self, item: Item, description: str | None, names: list[str] | None) -> bool:
+        """Whether the row changes the item; ``names`` None: the tags are left alone."""
+        if item.description != description:
+            return True
+        if names is None:
+            return False
         current = self.session.exec(
             select(Tag.name).join(ItemTag, ItemTag.tag_id == Tag.id).where(ItemTag.item_id == item.id)
         ).all()
-        return item.description != description or sorted(n.lower() for n in current) != sorted(n.lower() for n in names)
+        return sorted(fold_case(n) for n in current) != sorted(fold_case(n) for n in names)
 
 
 # -- export -----------------------------------------------------------------------------------------

@@ -316,3 +316,26 @@ def test_a_repeat_in_a_one_line_json_array_is_set_aside_by_rejects(session, alic
     with pytest.raises(InvalidInput) as raised:
         run_import(session, alice, data.replace(b'"a"', b'"c"'), fmt="json")
     assert "line 1 (row 3): title: 'c' for owner 'alice' is also on line 1" in raised.value.message
+
+
+def test_upsert_leaves_alone_what_the_input_does_not_have(session, alice):
+    """A column missing from the file (a key absent from the object) keeps the stored
+    value; an empty value clears it."""
+    run_import(session, alice, as_csv([{"title": "a", "description": "keep me", "tags": "x;y"}]))
+    only_tags = run_import(session, alice, as_csv([{"title": "a", "tags": "z"}], header=("title", "tags")), mode="upsert")
+    assert only_tags.updated == 1
+    only_description = run_import(session, alice, b'{"title": "a", "description": "new"}\n', fmt="jsonl", mode="upsert")
+    assert only_description.updated == 1
+    (item,) = [(t, d, frozenset(n)) for (_, t, d, n) in snapshot(session)]
+    assert item == ("a", "new", frozenset({"z"}))
+    cleared = run_import(session, alice, b'{"title": "a", "description": "", "tags": []}\n', fmt="jsonl", mode="upsert")
+    assert cleared.updated == 1
+    assert [(t, d, frozenset(n)) for (_, t, d, n) in snapshot(session)] == [("a", None, frozenset())]
+    unchanged = run_import(session, alice, as_csv([{"title": "a"}], header=("title",)), mode="upsert")
+    assert (unchanged.updated, unchanged.skipped) == (0, 1)
+
+
+def test_a_one_line_json_array_of_many_records_imports_every_one(session, alice):
+    data = json.dumps([{"title": f"t{i}"} for i in range(2500)]).encode()
+    assert run_import(session, alice, data, fmt="json").inserted == 2500
+    assert len(session.exec(select(Item)).all()) == 2500
