@@ -624,6 +624,11 @@ class _Loader:
     def write(self) -> tuple[int, int]: ...
 
 
+# skip and upsert stay safe when runs of one input overlap: an item another run inserted
+# since this one looked is left to it (the first run's values are the same input's).
+OVERLAP_SAFE = "ON CONFLICT ON CONSTRAINT uq_item_owner_id_title DO NOTHING"
+
+
 class _PostgresLoader(_Loader):
     """COPY into a temporary table, then set-based statements."""
 
@@ -707,10 +712,15 @@ class _PostgresLoader(_Loader):
                 "DELETE FROM item_tag USING import_row s "
                 "WHERE s.changed AND NOT s.keep_tags AND item_tag.item_id = s.existing_id"
             )
-            new_rows = "WHERE s.existing_id IS NULL"
-            written = "(s.existing_id IS NULL OR (s.changed AND NOT s.keep_tags))"
+            # A new row is written only if it was inserted here: an overlapping run of
+            # the same input may have inserted that item first (ON CONFLICT below).
+            new_rows = f"WHERE s.existing_id IS NULL {OVERLAP_SAFE}"
+            written = (
+                "((s.existing_id IS NULL AND EXISTS (SELECT 1 FROM item i WHERE i.id = s.id))"
+                " OR (s.changed AND NOT s.keep_tags))"
+            )
         elif mode == "skip":
-            new_rows = "WHERE NOT EXISTS (SELECT 1 FROM item i WHERE i.owner_id = u.id AND i.title = s.title)"
+            new_rows = f"WHERE NOT EXISTS (SELECT 1 FROM item i WHERE i.owner_id = u.id AND i.title = s.title) {OVERLAP_SAFE}"
             written = "EXISTS (SELECT 1 FROM item i WHERE i.id = s.id)"
         else:
             new_rows, written = "", "true"

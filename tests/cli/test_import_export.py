@@ -259,3 +259,21 @@ def test_european_spreadsheets_other_encodings_and_gzip(any_itemctl, tmp_path):
     zipped = any_itemctl("--as", "alice", "items", "import", str(packed), "-o", "json")
     assert zipped.exit_code == 0 and zipped.json()["inserted"] == 1, zipped
     assert any_itemctl("--as", "alice", "items", "count", "--search", "Café").stdout == "1\n"
+
+
+@pytest.mark.parametrize("mode", ["skip", "upsert"])
+def test_overlapping_skip_and_upsert_runs_all_succeed_and_items_exist_once(pg_url, tmp_path, mode):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title,tags\n" + "".join(f"row {i},t{i % 7}\n" for i in range(20000)))
+
+    def one_run(_):
+        return run_process("--database-url", pg_url, "--as", "loader", "items", "import", str(rows), "--mode", mode, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(one_run, range(3)))
+    assert [r.exit_code for r in results] == [0, 0, 0], [r.stderr for r in results]
+    with psycopg.connect(pg_url.replace("+psycopg", "")) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT title) FROM item").fetchone() == (20000, 20000)
+        assert conn.execute("SELECT count(*) FROM item_tag").fetchone() == (20000,)
