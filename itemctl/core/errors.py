@@ -124,27 +124,33 @@ def primary_message(error: BaseException) -> str:
     return lines[0] if lines else type(orig).__name__
 
 
+def _driver(error: BaseException) -> BaseException:
+    """The driver's own exception: SQLAlchemy's ``orig``, or the error itself."""
+    return getattr(error, "orig", None) or error
+
+
 def sqlstate_of(error: BaseException) -> str | None:
-    return getattr(getattr(error, "orig", None), "sqlstate", None)
+    return getattr(_driver(error), "sqlstate", None)
 
 
 def _sqlite_name(error: BaseException) -> str | None:
-    return getattr(getattr(error, "orig", None), "sqlite_errorname", None)
+    return getattr(_driver(error), "sqlite_errorname", None)
 
 
 def is_unreachable(error: BaseException) -> bool:
     """True for a driver error meaning the database could not be reached or refused us."""
     from sqlalchemy import exc
 
-    if not isinstance(error, exc.DBAPIError):
+    if not _is_driver_error(error):
         return False
-    if error.connection_invalidated:
+    if getattr(error, "connection_invalidated", False):
         return True
     sqlstate = sqlstate_of(error)
-    if isinstance(error, exc.OperationalError) and sqlstate is None:
+    driver = _driver(error)
+    if sqlstate is None and type(driver).__name__ == "OperationalError" and type(driver).__module__.startswith("psycopg"):
         # psycopg reports refused connections, timeouts, unknown hosts and bad passwords
         # during connect without an SQLSTATE.
-        return type(error.orig).__module__.startswith("psycopg")
+        return True
     return bool(sqlstate) and sqlstate.startswith(UNREACHABLE_SQLSTATES)
 
 
@@ -158,8 +164,9 @@ def classify(error: BaseException, *, database: str = "the database") -> Itemctl
     if isinstance(error, KeyboardInterrupt):
         return Interrupted("interrupted; nothing was changed")
     module = type(error).__module__
-    if module.startswith("sqlalchemy"):
-        return _classify_sqlalchemy(error, database)
+    if module.startswith(("sqlalchemy", "psycopg", "sqlite3")):
+        # Bulk work talks to psycopg directly (COPY): its errors arrive unwrapped.
+        return _classify_database(error, database)
     if module.startswith("alembic"):
         # CommandError ("Can't locate revision identified by '0009'") and the revision
         # map's errors (a relative downgrade past the base): a revision that is not there.
@@ -172,7 +179,16 @@ def classify(error: BaseException, *, database: str = "the database") -> Itemctl
     return None
 
 
-def _classify_sqlalchemy(error: BaseException, database: str) -> ItemctlError | None:
+def _is_driver_error(error: BaseException) -> bool:
+    """A DBAPI error: wrapped by SQLAlchemy, or straight from psycopg or sqlite3."""
+    from sqlalchemy import exc
+
+    if isinstance(error, exc.DBAPIError):
+        return True
+    return type(error).__module__.startswith(("psycopg", "sqlite3")) and hasattr(error, "args")
+
+
+def _classify_database(error: BaseException, database: str) -> ItemctlError | None:
     from sqlalchemy import exc
 
     if isinstance(error, (exc.ArgumentError, exc.NoSuchModuleError)) and not isinstance(error, exc.DBAPIError):
@@ -180,7 +196,7 @@ def _classify_sqlalchemy(error: BaseException, database: str) -> ItemctlError | 
             f"invalid database URL: {primary_message(error)}",
             hint="use postgresql://USER@HOST:PORT/DB or sqlite:///PATH",
         )
-    if not isinstance(error, exc.DBAPIError):
+    if not _is_driver_error(error):
         return None
     reason = primary_message(error)
     if is_unreachable(error):
@@ -221,7 +237,7 @@ def _classify_sqlalchemy(error: BaseException, database: str) -> ItemctlError | 
         return PermissionDenied(f"the database role may not do this: {reason}")
     if sqlstate.startswith(("53", "58")):
         return DatabaseUnavailable(f"{database} cannot do this now: {reason}")
-    if sqlstate.startswith(("22", "54")) or isinstance(error, exc.DataError):
+    if sqlstate.startswith(("22", "54")) or isinstance(error, exc.DataError) or type(_driver(error)).__name__ == "DataError":
         # Also the driver's own refusals before sending (psycopg: a NUL in text).
         return InvalidInput(f"the database refused a value: {reason}")
     return None

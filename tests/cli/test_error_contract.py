@@ -423,3 +423,15 @@ def test_closed_standard_streams_are_usage_errors_not_bugs(pg_url):
     current = closed(2, "--database-url", pg_url, "db", "current")
     assert current.returncode == 0 and current.stdout == f"{SCHEMA_HEAD}\n", current
     assert scalar(pg_url, "SELECT count(*) FROM item") == 1
+
+
+def test_an_import_behind_a_held_lock_is_exit_4_not_a_bug(pg_url, run, tmp_path):
+    """The import talks to psycopg directly (COPY); its errors are classified all the same."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\none\ntwo\n")
+    with psycopg.connect(plain(pg_url), application_name="maintenance") as blocker:
+        blocker.execute("LOCK TABLE item IN SHARE MODE")
+        result = run("--database-url", pg_url, "--lock-timeout", "1", "--as", "alice", "items", "import", str(rows))
+        blocker.rollback()
+    one_error_line(result, 4)
+    assert "maintenance" in result.stderr

@@ -263,17 +263,34 @@ def test_european_spreadsheets_other_encodings_and_gzip(any_itemctl, tmp_path):
 
 @pytest.mark.parametrize("mode", ["skip", "upsert"])
 def test_overlapping_skip_and_upsert_runs_all_succeed_and_items_exist_once(pg_url, tmp_path, mode):
-    from concurrent.futures import ThreadPoolExecutor
+    """Three runs of one file, lined up so that their inserts overlap: a session holds a
+    SHARE lock on item until all three wait to write, then lets them go at once."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import process_env
 
     rows = tmp_path / "rows.csv"
-    rows.write_text("title,tags\n" + "".join(f"row {i},t{i % 7}\n" for i in range(20000)))
-
-    def one_run(_):
-        return run_process("--database-url", pg_url, "--as", "loader", "items", "import", str(rows), "--mode", mode, timeout=120)
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        results = list(pool.map(one_run, range(3)))
-    assert [r.exit_code for r in results] == [0, 0, 0], [r.stderr for r in results]
+    rows.write_text("title,tags\n" + "".join(f"row {i},t{i % 7}\n" for i in range(2000)))
+    command = [sys.executable, "-m", "itemctl", "--database-url", pg_url, "--as", "loader", "items", "import", str(rows), "--mode", mode]
+    with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("INSERT INTO \"user\" (id, username, is_admin) VALUES (gen_random_uuid(), 'loader', false)")
+    with psycopg.connect(pg_url.replace("+psycopg", "")) as gate:
+        gate.execute("LOCK TABLE item IN SHARE MODE")  # inserts wait; reads do not
+        runs = [subprocess.Popen(command, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        deadline = time.monotonic() + 60
+        with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as watcher:  # fresh statistics each time
+            while time.monotonic() < deadline:
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'itemctl' AND wait_event_type = 'Lock'"
+                ).fetchone()[0]
+                if waiting == 3:
+                    break
+                time.sleep(0.1)
+        gate.rollback()  # all three write at once
+    results = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+    assert [code for code, _ in results] == [0, 0, 0], results
     with psycopg.connect(pg_url.replace("+psycopg", "")) as conn:
-        assert conn.execute("SELECT count(*), count(DISTINCT title) FROM item").fetchone() == (20000, 20000)
-        assert conn.execute("SELECT count(*) FROM item_tag").fetchone() == (20000,)
+        assert conn.execute("SELECT count(*), count(DISTINCT title) FROM item").fetchone() == (2000, 2000)
+        assert conn.execute("SELECT count(*) FROM item_tag").fetchone() == (2000,)
