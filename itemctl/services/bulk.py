@@ -227,6 +227,9 @@ class _JsonError:
     source: str
 
 
+MAX_ELEMENT = 1 << 20  # characters: far more than any valid record of an array holds
+
+
 def _read_json_array(text_stream: IO[str], chunk_size: int = 1 << 16) -> Iterator[Record]:
     """Elements of a top-level JSON array, decoded one by one from a sliding buffer."""
     decoder = json.JSONDecoder()
@@ -282,9 +285,15 @@ def _read_json_array(text_stream: IO[str], chunk_size: int = 1 << 16) -> Iterato
                     continue  # a number or literal may go on in the next chunk
                 break
             except json.JSONDecodeError as error:
-                if not eof and fill():
+                # More input can complete an element cut by the chunk's end, but no valid
+                # record is near a megabyte: past that, the element is malformed, and
+                # reading on would pull the rest of the file into memory.
+                if not eof and len(buffer) - position < MAX_ELEMENT and fill():
                     continue
-                raise InvalidInput(f"line {line + buffer.count(chr(10), position, error.pos)}: invalid JSON: {error.msg}") from None
+                where = line + buffer.count(chr(10), position, error.pos)
+                raise InvalidInput(
+                    f"line {where}: element {row_number + 1} of the JSON array is not valid JSON: {error.msg}"
+                ) from None
         row_number += 1
         yield Record(line, row_number, data)
         line += buffer.count("\n", position, end)

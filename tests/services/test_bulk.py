@@ -339,3 +339,23 @@ def test_a_one_line_json_array_of_many_records_imports_every_one(session, alice)
     data = json.dumps([{"title": f"t{i}"} for i in range(2500)]).encode()
     assert run_import(session, alice, data, fmt="json").inserted == 2500
     assert len(session.exec(select(Item)).all()) == 2500
+
+
+def test_a_malformed_element_of_a_large_json_array_is_named_in_flat_memory(session, alice, tmp_path):
+    """The reader stops a megabyte past a malformed element instead of reading the rest of
+    a 200 MB array into memory, and names the element."""
+    import resource
+
+    path = tmp_path / "big.json"
+    with open(path, "w") as out:
+        out.write('[{"title": "first"},\n{"title": "broken" "oops"},\n')
+        row = '{"title": "filler", "description": "' + "x" * 900 + '"},\n'
+        for _ in range(200 * 1024 * 1024 // len(row)):
+            out.write(row)
+        out.write('{"title": "last"}]\n')
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(InvalidInput) as raised, open(path, "rb") as stream:
+        bulk.import_items(session=session, actor=alice, stream=stream, options=bulk.ImportOptions(fmt="json"))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert "line 2: element 2 of the JSON array is not valid JSON" in raised.value.message
+    assert grown_mb < 50, f"peak memory grew by {grown_mb:.0f} MB"
