@@ -28,7 +28,6 @@ class SortOrder(str, Enum):
 
 ITEM_COLUMNS = ("id", "title", "description", "owner", "tags", "created_at", "updated_at")
 ITEM_TABLE_COLUMNS = ("id", "title", "owner", "tags", "updated_at")  # -o wide shows them all
-ITEM_CSV_COLUMNS = ("title", "description", "owner", "tags")  # what `items import` reads
 
 # The list filters, shared by list, count and export.
 OwnerFilter = Annotated[
@@ -74,7 +73,9 @@ def item_filters(owner, mine, tags, search, created_after, created_before):
 
 
 def _emit_items(records, output) -> None:
-    emit(records, output, columns=ITEM_COLUMNS, csv_columns=ITEM_CSV_COLUMNS, table_columns=ITEM_TABLE_COLUMNS)
+    from itemctl.models.item import IMPORT_FIELDS  # CSV output is what `items import` reads
+
+    emit(records, output, columns=ITEM_COLUMNS, csv_columns=IMPORT_FIELDS, table_columns=ITEM_TABLE_COLUMNS)
 
 
 @app.command("list")

@@ -85,6 +85,11 @@ class ItemImportRow(BaseModel):
         return value
 
 
+# The fields `items import` reads, in the order CSV output writes them: defined once, by
+# the row model itself.
+IMPORT_FIELDS = tuple(ItemImportRow.model_fields)
+
+
 class ItemUpdate(SQLModel):
     title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)

@@ -29,6 +29,7 @@ from itemctl.core.csvio import csv_writer
 from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied
 from itemctl.core.text import fold_case
 from itemctl.models import Item, ItemImportRow, ItemTag, Tag, User
+from itemctl.models.item import IMPORT_FIELDS
 from itemctl.models.base import new_id, utcnow
 from itemctl.services import audit
 from itemctl.services.common import describe_validation_error
@@ -36,7 +37,7 @@ from itemctl.services.tags import ensure_tags, tag_order
 
 Format = Literal["csv", "jsonl", "json"]
 Mode = Literal["insert", "upsert", "skip"]
-FIELDS = ("title", "description", "owner", "tags")
+FIELDS = IMPORT_FIELDS
 # Fields itemctl itself prints (`items list -o ndjson`), accepted and ignored on the way in.
 IGNORED = ("id", "created_at", "updated_at")
 MAX_REPORTED = 20
