@@ -10,6 +10,7 @@ stderr and its exit code; anything else is a bug (exit 1). Tracebacks only with
 import os
 import sys
 import time
+from contextlib import contextmanager
 from typing import Annotated, Optional
 
 import typer
@@ -18,11 +19,12 @@ from itemctl import SCHEMA_HEAD, __version__
 from itemctl.cli.audit import app as audit_app
 from itemctl.cli.db import app as db_app
 from itemctl.cli.items import app as items_app
+from itemctl.cli import bulk as _bulk_commands  # noqa: F401 - registers items import/export
 from itemctl.cli.output import ClosedStream, forget_confirmations
 from itemctl.cli.runtime import State
 from itemctl.cli.tags import app as tags_app
 from itemctl.cli.users import app as users_app
-from itemctl.core.errors import ItemctlError, TransientConflict, UsageError, classify
+from itemctl.core.errors import ItemctlError, TransientConflict, classify
 from itemctl.core.logging import is_verbose, notice, say, set_verbosity
 
 app = typer.Typer(
@@ -157,6 +159,49 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     _guard_standard_streams()
     forget_confirmations()
+    with _interruptible():
+        return _main(args)
+
+
+@contextmanager
+def _interruptible():
+    """Ctrl-C ends the process at once, whatever it is doing.
+
+    A command is one transaction, so the server rolls back whatever the closed connection
+    left (as after kill -9, which the fault tests exercise); trying to roll back from
+    inside an interrupted driver call (a COPY being finished, a result being read) can
+    hang instead. Temporary output files go too. Where SIGINT was ignored (a background
+    job), it stays ignored.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _stop_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_now(signum, frame) -> None:
+    from itemctl.core.files import discard_temporaries
+
+    discard_temporaries()
+    database = sys.modules.get("itemctl.core.db")
+    if database is not None and database.committing:
+        message = "error: interrupted during COMMIT: the change may or may not have been applied"
+    else:
+        message = "error: interrupted; nothing was changed (the transaction is rolled back)"
+    try:
+        os.write(2, (message + "\n").encode())
+    finally:
+        os._exit(130)
+
+
+def _main(args: list[str]) -> int:
     if args and args[0] == "--version" and (len(args) == 1 or args[1:] in VERSION_AS_JSON):
         # Scripts and shells ask this often: answer before Typer builds the command tree.
         print(version_text(as_json=len(args) > 1))

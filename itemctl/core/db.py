@@ -151,8 +151,14 @@ def _sqlite_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# True while a COMMIT is under way: an interruption then cannot say whether it happened.
+committing = False
+
+
 def _commit(session: Session) -> None:
     """COMMIT; when the connection drops during it, nobody can say whether it happened."""
+    global committing
+    committing = True
     try:
         session.commit()
     except exc.DBAPIError as error:
@@ -162,6 +168,8 @@ def _commit(session: Session) -> None:
                 hint="check the data before running the command again",
             ) from error
         raise
+    finally:
+        committing = False
 
 
 @contextmanager

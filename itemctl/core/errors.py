@@ -139,7 +139,6 @@ def _sqlite_name(error: BaseException) -> str | None:
 
 def is_unreachable(error: BaseException) -> bool:
     """True for a driver error meaning the database could not be reached or refused us."""
-    from sqlalchemy import exc
 
     if not _is_driver_error(error):
         return False

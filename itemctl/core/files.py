@@ -77,6 +77,7 @@ def atomic_output(
         handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     except OSError as error:
         raise InvalidInput(f"cannot write {option} {path}: {error.strerror}") from None
+    _temporaries.add(temporary)
     try:
         os.chmod(temporary, 0o666 & ~_umask())
         with os.fdopen(handle, mode, encoding=encoding, newline=newline) as out:
@@ -90,6 +91,21 @@ def atomic_output(
         except FileNotFoundError:
             pass
         raise
+    finally:
+        _temporaries.discard(temporary)
+
+
+# Temporary files being written right now: an interrupted process removes them on its way
+# out (see ``discard_temporaries``), as the failure path of ``atomic_output`` would.
+_temporaries: set[str] = set()
+
+
+def discard_temporaries() -> None:
+    for path in list(_temporaries):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def _umask() -> int:

@@ -269,9 +269,11 @@ def test_verbose_logs_statements_but_never_parameters_or_passwords(pg_url):
     assert CANARY not in result.stdout + result.stderr
 
 
-def test_ctrl_c_exits_130_and_writes_nothing(pg_url):
+def test_ctrl_c_exits_130_and_writes_nothing(pg_url, tmp_path):
+    rejects = tmp_path / "rejects.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "-m", "itemctl", "--database-url", pg_url, "--as", "alice", "items", "import", "-", "--format", "jsonl"],
+        [sys.executable, "-m", "itemctl", "--database-url", pg_url, "--as", "alice", "items", "import", "-", "--format", "jsonl",
+         "--rejects", str(rejects)],
         env=process_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -293,3 +295,4 @@ def test_ctrl_c_exits_130_and_writes_nothing(pg_url):
     assert process.returncode == 130, stderr
     assert stderr.startswith("error: interrupted") and "Traceback" not in stderr
     assert scalar(pg_url, "SELECT count(*) FROM item") == 0
+    assert list(tmp_path.iterdir()) == []  # no rejects file, and no temporary one left

@@ -1,0 +1,192 @@
+"""``itemctl items import`` and ``itemctl items export``: the batch commands.
+
+They belong to the ``items`` group (registered on its app), and live here beside each
+other because they share formats, files and the bulk service.
+"""
+
+# No `from __future__ import annotations` here: Typer would evaluate every string
+# annotation again when it builds the command tree, which --help pays for on each call.
+
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from itemctl.cli.items import (
+    AfterFilter,
+    BeforeFilter,
+    MineFilter,
+    OwnerFilter,
+    SearchFilter,
+    TagFilter,
+    app,
+    item_filters,
+)
+from itemctl.cli.output import OutputOption, emit, open_input
+from itemctl.cli.runtime import command_session
+from itemctl.core.logging import notice
+
+
+class ImportFormat(str, Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+    json = "json"
+
+
+class ImportMode(str, Enum):
+    insert = "insert"
+    upsert = "upsert"
+    skip = "skip"
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(metavar="FILE|-", help="CSV, JSON lines or a JSON array; - for stdin.")],
+    fmt: Annotated[
+        Optional[ImportFormat], typer.Option("--format", help="Default: from the file extension (csv for stdin).")
+    ] = None,
+    owner: Annotated[
+        Optional[str], typer.Option("--owner", metavar="USERNAME", help="Owner of rows that name none (default: you).")
+    ] = None,
+    mode: Annotated[
+        ImportMode, typer.Option("--mode", help="insert: existing items conflict; upsert: replace description and tags; skip: leave them.")
+    ] = ImportMode.insert,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate everything against the database, write nothing.")] = False,
+    rejects: Annotated[
+        Optional[str], typer.Option("--rejects", metavar="PATH", help="Set invalid rows aside in PATH (JSON lines) and import the rest.")
+    ] = None,
+    exclusive: Annotated[
+        bool, typer.Option("--exclusive", help="Lock item and item_tag and check foreign keys once (maintenance windows).")
+    ] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    delimiter: Annotated[
+        str, typer.Option("--delimiter", metavar="CHAR", help="CSV field separator, e.g. ';' or $'\\t'.")
+    ] = ",",
+    encoding: Annotated[
+        str, typer.Option("--encoding", metavar="NAME", help="Text encoding, e.g. cp1252, latin-1, utf-16 (UTF-8 with or without BOM by default).")
+    ] = "utf-8",
+    output: OutputOption = None,
+) -> None:
+    """Import items from a file in one transaction: all rows, or none.
+
+    Fields: title (required), description, owner, tags (a list, or names joined by ;).
+
+    Example: itemctl items import items.csv --mode skip --rejects rejected.jsonl
+    """
+    import os
+    from contextlib import ExitStack
+
+    from itemctl.cli.progress import import_progress
+    from itemctl.core.errors import InvalidInput
+    from itemctl.core.files import atomic_output, check_output_path
+    from itemctl.services import bulk
+
+    chosen = fmt.value if fmt else ("csv" if file == "-" else bulk.format_from_name(file))
+    if chosen is None:
+        raise InvalidInput(f"cannot tell the format of {file!r} from its name", hint="give --format csv|jsonl|json")
+    if rejects is not None:
+        check_output_path(rejects, option="--rejects", inputs=[file])
+    raw, size = open_input(file)
+    with ExitStack() as stack:
+        if file != "-":
+            stack.callback(raw.close)
+        stream = bulk.decompressed(raw, file)
+        rejects_out = None
+        if rejects is not None:
+            # A dry run writes nothing, the rejects file included: it is counted only.
+            rejects_out = stack.enter_context(
+                open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed by the stack
+                if dry_run
+                else atomic_output(rejects, option="--rejects", inputs=[file])
+            )
+        # ExitStack unwinds in reverse: the session commits before the rejects file is
+        # renamed into place, so a failed commit leaves no rejects file either.
+        on_progress, on_phase = stack.enter_context(
+            import_progress(enabled=not no_progress, stream=raw, total_bytes=size)
+        )
+        session, actor = stack.enter_context(command_session(ctx.obj, rollback=dry_run))
+        summary = bulk.import_items(
+            session=session,
+            actor=actor,
+            stream=stream,
+            options=bulk.ImportOptions(
+                fmt=chosen,
+                encoding=encoding,
+                delimiter=delimiter,
+                source="stdin" if file == "-" else file,
+                mode=mode.value,
+                owner=owner,
+                exclusive=exclusive,
+                rejects=bulk.Rejects(rejects_out) if rejects_out else None,
+                on_progress=on_progress,
+                on_phase=on_phase,
+                on_notice=notice,
+            ),
+        )
+    counts = summary.counts()
+    if output is not None:  # the summary as data: -o json prints one object
+        as_data = {**counts, "dry_run": True} if dry_run else counts
+        emit(as_data, output, columns=tuple(as_data), id_field="read")
+    if output is not None:
+        return
+    verb = "would import" if dry_run else "imported"
+    notice(
+        f"{verb}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + f" ({summary.seconds:.2f} s{', dry run: nothing written' if dry_run else ''})"
+    )
+
+
+def _export_format(file: str | None) -> str:
+    """The format a --file name asks for: .jsonl/.ndjson are JSON lines; anything else CSV."""
+    from itemctl.services import bulk
+
+    return "jsonl" if file and bulk.format_from_name(file) == "jsonl" else "csv"
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    owner: OwnerFilter = None,
+    mine: MineFilter = False,
+    tag: TagFilter = None,
+    search: SearchFilter = None,
+    created_after: AfterFilter = None,
+    created_before: BeforeFilter = None,
+    fmt: Annotated[
+        Optional[ExportFormat],
+        typer.Option("--format", help="csv or jsonl [default: from the --file extension (.csv, .jsonl, .ndjson), else csv]."),
+    ] = None,
+    file: Annotated[
+        Optional[str], typer.Option("--file", metavar="PATH", help="Write here (atomically) instead of stdout.")
+    ] = None,
+) -> None:
+    """Export items, oldest first, in a format `items import` reads back.
+
+    Example: itemctl items export --owner alice --file alice.jsonl
+    """
+    import sys
+
+    from itemctl.core.files import atomic_output, check_output_path
+    from itemctl.services import bulk
+
+    filters = item_filters(owner, mine, tag, search, created_after, created_before)
+    chosen = fmt.value if fmt else _export_format(file)
+    if file is None:
+        with command_session(ctx.obj, writes=False) as (session, actor):
+            count = bulk.export_items(session=session, actor=actor, filters=filters, out=sys.stdout.buffer, fmt=chosen)
+        sys.stdout.buffer.flush()
+    else:
+        check_output_path(file, option="--file")
+        # Contexts exit in reverse: the transaction ends before the file is renamed into place.
+        with (
+            atomic_output(file, option="--file", binary=True) as out,
+            command_session(ctx.obj, writes=False) as (session, actor),
+        ):
+            count = bulk.export_items(session=session, actor=actor, filters=filters, out=out, fmt=chosen)
+    notice(f"exported {count} item(s)" + (f" to {file}" if file else ""))

@@ -1,0 +1,35 @@
+"""Batch import and export of items, one module per idea.
+
+- ``readers``: CSV, JSON lines and a JSON array, streamed, with encodings and gzip;
+- ``validation``: a record becomes a row to load, or the reason it is not one;
+- ``loader``: what every loader shares (options, problems, rejects, the set-based checks);
+- ``postgres`` and ``sqlite``: the two loaders;
+- ``pipeline``: read, validate, stage, check, write, in the command's one transaction;
+- ``export``: the matching items streamed back in a format import reads.
+
+Arrows point one way: pipeline → loaders → loader → validation → readers.
+"""
+
+from itemctl.services.bulk.export import export_items
+from itemctl.services.bulk.loader import ImportOptions, Mode, Rejects, where
+from itemctl.services.bulk.pipeline import ImportSummary, import_items
+from itemctl.services.bulk.readers import FIELDS, Format, Record, decompressed, format_from_name, read_records
+from itemctl.services.bulk.validation import ValidRow, validate
+
+__all__ = [
+    "FIELDS",
+    "Format",
+    "ImportOptions",
+    "ImportSummary",
+    "Mode",
+    "Record",
+    "Rejects",
+    "ValidRow",
+    "decompressed",
+    "export_items",
+    "format_from_name",
+    "import_items",
+    "read_records",
+    "validate",
+    "where",
+]

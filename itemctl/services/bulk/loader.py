@@ -1,0 +1,192 @@
+"""What every loader shares: the options, the problem lists, the rejects, and the set-based
+checks over the staged rows (the same SQL on both dialects).
+
+The pipeline sits above the loaders and nothing imports back up.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import IO, Literal
+
+from sqlalchemy import Connection, text
+from sqlmodel import Session
+
+from itemctl.core.errors import ConflictError
+from itemctl.services.bulk.readers import Format
+from itemctl.services.bulk.validation import ValidRow
+
+Mode = Literal["insert", "upsert", "skip"]
+MAX_REPORTED = 20
+BATCH = 1000
+
+
+@dataclass
+class Problems:
+    """The first errors, in full, and how many there were."""
+
+    total: int = 0
+    first: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def add(self, line: int, row: int, message: str) -> None:
+        self.total += 1
+        self.first.append((line, row, message))
+        self.first.sort()
+        del self.first[MAX_REPORTED:]
+
+    def report(self, what: str) -> str:
+        lines = [f"{where(line, row)}: {message}" for line, row, message in self.first]
+        more = self.total - len(self.first)
+        tail = f"; and {more} more" if more > 0 else ""
+        return f"{self.total} {what} row(s), nothing was imported: " + "; ".join(lines) + tail
+
+
+def where(line: int, row: int) -> str:
+    """``line 2501 (row 2500)``: the line in the file, and the record's number when it differs."""
+    return f"line {line}" if line == row else f"line {line} (row {row})"
+
+
+class Rejects:
+    """Where ``--rejects`` sets invalid rows aside: one JSON object per line."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.count = 0
+
+    def write(self, line: int, row: int, reason: str, record: object) -> None:
+        self.stream.write(json.dumps({"line": line, "row": row, "reason": reason, "record": record}, ensure_ascii=False) + "\n")
+        self.count += 1
+
+
+@dataclass
+class ImportOptions:
+    fmt: Format
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    source: str | None = None  # the file name, for the audit trail
+    mode: Mode = "insert"
+    owner: str | None = None
+    exclusive: bool = False
+    rejects: Rejects | None = None
+    on_progress: Callable[[int], None] | None = None  # called with the rows read so far
+    on_phase: Callable[[str], None] | None = None  # "checking", then "writing"
+    on_notice: Callable[[str], None] | None = None
+
+
+class RepeatedRows(Exception):
+    """The unique index on (owner_id, title) refused the insert of the staged rows."""
+
+
+# The checks below are the same SQL on both dialects.
+UNKNOWN_OWNERS = """
+    SELECT s.line, s.rownum, s.owner, count(*) OVER () FROM import_row s
+    WHERE NOT EXISTS (SELECT 1 FROM "user" u WHERE u.username = s.owner)
+    ORDER BY s.line LIMIT :limit
+"""
+DUPLICATES = """
+    SELECT d.line, d.rownum, d.first_line, d.first_row, d.owner, d.title, count(*) OVER () FROM (
+        SELECT s.line, s.rownum, s.owner, s.title,
+               first_value(s.line) OVER w AS first_line, first_value(s.rownum) OVER w AS first_row
+        FROM import_row s
+        WINDOW w AS (PARTITION BY s.owner, s.title ORDER BY s.rownum)
+    ) d
+    WHERE d.rownum <> d.first_row
+    ORDER BY d.rownum LIMIT :limit
+"""
+CONFLICTS = """
+    SELECT s.line, s.rownum, s.owner, s.title, count(*) OVER () FROM import_row s
+    JOIN "user" u ON u.username = s.owner
+    JOIN item i ON i.owner_id = u.id AND i.title = s.title
+    ORDER BY s.line LIMIT :limit
+"""
+REJECT_UNKNOWN_OWNERS = """
+    DELETE FROM import_row
+    WHERE NOT EXISTS (SELECT 1 FROM "user" u WHERE u.username = import_row.owner)
+    RETURNING line, rownum, owner, source
+"""
+# Records are told apart by their number, not their line: a JSON array may hold many
+# records on one line.
+REJECT_DUPLICATES = """
+    DELETE FROM import_row
+    WHERE rownum IN (
+        SELECT d.rownum FROM (
+            SELECT s.rownum, min(s.rownum) OVER (PARTITION BY s.owner, s.title) AS first_row
+            FROM import_row s
+        ) d WHERE d.rownum <> d.first_row
+    )
+    RETURNING line, rownum, owner, title, source
+"""
+
+
+class Loader(ABC):
+    """Staging and writing for one dialect; the checks are shared."""
+
+    def __init__(self, session: Session, connection: Connection, options: ImportOptions) -> None:
+        self.session = session
+        self.connection = connection
+        self.options = options
+
+    def _query(self, sql: str, **params):
+        return self.connection.execute(text(sql), params).all()
+
+    # Whether write() may rely on the unique index to catch repeated rows (and then raise
+    # RepeatedRows), so that a clean load skips the cost of looking for them.
+    unique_index_finds_duplicates = False
+
+    def find_unknown_owners(self, problems: Problems) -> None:
+        rows = self._query(UNKNOWN_OWNERS, limit=MAX_REPORTED)
+        for line, row, owner, _total in rows:
+            problems.add(line, row, f"owner: unknown user {owner!r}")
+        if rows:
+            problems.total += rows[0][-1] - len(rows)
+
+    def find_duplicates(self, problems: Problems) -> None:
+        """Add every repeat of an (owner, title) after its first line to ``problems``."""
+        rows = self._query(DUPLICATES, limit=MAX_REPORTED)
+        for line, row, first_line, first_row, owner, title, _total in rows:
+            problems.add(line, row, f"title: {title!r} for owner {owner!r} is also on {where(first_line, first_row)}")
+        if rows:
+            problems.total += rows[0][-1] - len(rows)
+
+    def reject_unknown_owners_and_duplicates(self) -> None:
+        rejects = self.options.rejects
+        for line, row, owner, source in self._query(REJECT_UNKNOWN_OWNERS):
+            rejects.write(line, row, f"owner: unknown user {owner!r}", json.loads(source))
+        for line, row, owner, title, source in self._query(REJECT_DUPLICATES):
+            rejects.write(line, row, f"title: {title!r} for owner {owner!r} appears on an earlier line", json.loads(source))
+
+    def check_conflicts(self) -> None:
+        rows = self._query(CONFLICTS, limit=MAX_REPORTED)
+        if not rows:
+            return
+        shown = "; ".join(
+            f"{where(line, row)}: item {title!r} already exists for {owner}" for line, row, owner, title, _ in rows
+        )
+        total = rows[0][-1]
+        more = total - len(rows)
+        raise ConflictError(
+            f"{total} row(s) conflict with existing items, nothing was imported: {shown}"
+            + (f"; and {more} more" if more > 0 else ""),
+            hint="use --mode skip to keep existing items, or --mode upsert to replace their description and tags",
+        )
+
+    def _source_json(self, row: ValidRow) -> str | None:
+        # The original record is kept only when --rejects may need to write it back.
+        return json.dumps(row.source, ensure_ascii=False) if self.options.rejects else None
+
+    # Per dialect: loading() stages the rows given to add(); write() applies them.
+    @abstractmethod
+    def loading(self) -> AbstractContextManager[None]:
+        """Stage the rows given to ``add`` while the block runs."""
+
+    @abstractmethod
+    def add(self, row: ValidRow) -> None:
+        """Stage one valid row."""
+
+    @abstractmethod
+    def write(self) -> tuple[int, int]:
+        """Apply the staged rows; (inserted, updated)."""

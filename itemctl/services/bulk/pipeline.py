@@ -1,0 +1,132 @@
+"""The import pipeline: read, validate and stage every record, then check set-based and write,
+all in the command's one transaction: any error rolls back all of it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import IO
+
+from sqlmodel import Session
+
+from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied
+from itemctl.models import User
+from itemctl.services import audit
+from itemctl.services.bulk.loader import (
+    BATCH,
+    ImportOptions,
+    Loader,
+    Problems,
+    RepeatedRows,
+    where,
+)
+from itemctl.services.bulk.postgres import PostgresLoader
+from itemctl.services.bulk.readers import read_records
+from itemctl.services.bulk.sqlite import SqliteLoader
+from itemctl.services.bulk.validation import source_of, validate
+
+
+@dataclass
+class ImportSummary:
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("read", "inserted", "updated", "skipped", "rejected")}
+
+
+
+def import_items(*, session: Session, actor: User, stream: IO[bytes], options: ImportOptions) -> ImportSummary:
+    """Import items from ``stream``: all of it, or (on any error) nothing."""
+    started = time.perf_counter()
+    default_owner = options.owner or actor.username
+    if default_owner != actor.username and not actor.is_admin:
+        raise PermissionDenied(
+            f"only an admin may import items for another user (you are {actor.username!r}, not an admin)"
+        )
+    connection = session.connection()
+    loader: Loader = (PostgresLoader if connection.dialect.name == "postgresql" else SqliteLoader)(
+        session, connection, options
+    )
+    summary = ImportSummary()
+    invalid = Problems()
+    # A savepoint: a failed import leaves the session as it found it. (Asking for the
+    # connection emits the SAVEPOINT now; the work below bypasses the ORM.)
+    with session.begin_nested():
+        session.connection()
+        with loader.loading():
+            for record in read_records(stream, options.fmt, encoding=options.encoding, delimiter=options.delimiter):
+                summary.read += 1
+                if options.on_progress and summary.read % BATCH == 0:
+                    options.on_progress(summary.read)
+                checked = validate(record, default_owner)
+                if isinstance(checked, str):
+                    if options.rejects:
+                        options.rejects.write(record.line, record.row, checked, source_of(record.data))
+                    else:
+                        invalid.add(record.line, record.row, checked)
+                    continue
+                if checked.owner != actor.username and not actor.is_admin:
+                    raise PermissionDenied(
+                        f"{where(record.line, record.row)}: only an admin may import items for another user "
+                        f"(owner {checked.owner!r}; you are {actor.username!r})"
+                    )
+                loader.add(checked)
+        if options.on_progress:
+            options.on_progress(summary.read)
+        _check_and_write(loader, options, invalid, summary)
+        audit.record(
+            session,
+            actor=actor,
+            action="items.import",
+            target=options.source,
+            details={**summary.counts(), "mode": options.mode, "exclusive": options.exclusive},
+        )
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _check_and_write(loader: Loader, options: ImportOptions, invalid: Problems, summary: ImportSummary) -> None:
+    """Set-based checks over the staged rows, then the writes."""
+    phase = options.on_phase or (lambda name: None)
+    phase("checking")
+    if options.rejects:
+        loader.reject_unknown_owners_and_duplicates()
+    else:
+        loader.find_unknown_owners(invalid)
+        # The unique index on (owner, title) catches repeats among new items as they are
+        # written; a repeat of an existing item (skip, upsert) never reaches it.
+        if invalid.total or options.mode != "insert" or not loader.unique_index_finds_duplicates:
+            loader.find_duplicates(invalid)
+        if invalid.total:
+            raise InvalidInput(invalid.report("invalid"))
+    if options.mode == "insert":
+        try:
+            loader.check_conflicts()
+        except ConflictError:
+            # A repeat within the input is invalid, and that comes before any conflict.
+            if not options.rejects and loader.unique_index_finds_duplicates:
+                loader.find_duplicates(invalid)
+            if invalid.total:
+                raise InvalidInput(invalid.report("invalid")) from None
+            raise
+    phase("writing")
+    try:
+        summary.inserted, summary.updated = loader.write()
+    except RepeatedRows:
+        # Two rows of the input with one (owner, title): name them. If none are found,
+        # another session inserted the same item meanwhile.
+        loader.find_duplicates(invalid)
+        if invalid.total:
+            raise InvalidInput(invalid.report("invalid")) from None
+        raise ConflictError(
+            "another session created some of these items while the import ran; nothing was imported",
+            hint="run the import again",
+        ) from None
+    summary.rejected = options.rejects.count if options.rejects else 0
+    summary.skipped = summary.read - summary.rejected - summary.inserted - summary.updated
