@@ -26,3 +26,16 @@ def destructive_revision(tmp_path, monkeypatch):
         """,
     )
     monkeypatch.setenv("ITEMCTL_MIGRATIONS_DIR", str(copy))
+
+
+@pytest.fixture
+def raw_sql_drop(tmp_path, monkeypatch):
+    """A revision that drops a column through raw SQL: no drop_column for a guard to see."""
+    copy = migrations_with_revision(
+        tmp_path,
+        doc="drop item.description with raw SQL",
+        revision="9002",
+        upgrade='op.execute("ALTER TABLE item DROP COLUMN description")',
+        downgrade='op.execute("ALTER TABLE item ADD COLUMN description varchar(1000)")',
+    )
+    monkeypatch.setenv("ITEMCTL_MIGRATIONS_DIR", str(copy))

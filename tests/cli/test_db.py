@@ -230,21 +230,6 @@ def test_current_check_and_history_speak_json(run, make_database):
     assert history[-1]["down_revision"] is None
 
 
-@pytest.fixture
-def raw_sql_drop(tmp_path, monkeypatch):
-    """A revision that drops a column through raw SQL: no drop_column for a guard to see."""
-    from tests.conftest import migrations_with_revision
-
-    copy = migrations_with_revision(
-        tmp_path,
-        doc="drop item.description with raw SQL",
-        revision="9002",
-        upgrade='op.execute("ALTER TABLE item DROP COLUMN description")',
-        downgrade='op.execute("ALTER TABLE item ADD COLUMN description varchar(1000)")',
-    )
-    monkeypatch.setenv("ITEMCTL_MIGRATIONS_DIR", str(copy))
-
-
 def test_a_drop_through_raw_sql_is_judged_by_its_effect(run, make_database, raw_sql_drop):
     url = make_database(revision=SCHEMA_HEAD)
     refused = run("--database-url", url, "db", "migrate")
