@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -13,6 +13,11 @@ from sqlmodel import Session
 from itemctl.core.errors import ConflictError, InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
+Notify = Callable[[str], None]  # what a service has to say, for the CLI to print
+
+
+def quiet(message: str) -> None:
+    """The default ``on_notice`` of a service: say nothing."""
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import exc, func, select
 from sqlmodel import Session
 
-from itemctl.core.errors import ConflictError, InvalidInput, SchemaError
+from itemctl.core.errors import ConflictError, InvalidInput, SchemaError, sqlstate_of
 from itemctl.models import KNOWN_REVISIONS, Item, ItemCreate, ItemTag, Tag, TagCreate, User, UserCreate
 from itemctl.services import audit
 from itemctl.services.common import describe_validation_error
@@ -134,7 +134,8 @@ def restore(
             writer.abort(error)  # a COPY under way must end before the transaction rolls back
         if isinstance(error, _Invalid):
             raise InvalidInput(f"line {header_line} of the dump: {error}; nothing was restored") from None
-        if isinstance(error, exc.IntegrityError):
+        # Wrapped by SQLAlchemy (SQLite) or straight from psycopg's COPY (PostgreSQL).
+        if isinstance(error, exc.IntegrityError) or (sqlstate_of(error) or "").startswith("23"):
             raise InvalidInput(
                 "the dump holds two users, tags or items with the same name; nothing was restored"
             ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Literal
@@ -18,13 +18,12 @@ from itemctl.core.text import clean_text
 from itemctl.models import Item, ItemCreate, ItemPublic, ItemTag, ItemUpdate, Tag, User
 from itemctl.models.base import utcnow
 from itemctl.services import audit
-from itemctl.services.common import conflict_on_duplicate
+from itemctl.services.common import Notify, conflict_on_duplicate, quiet
 from itemctl.services.identity import require_admin, require_owner_or_admin
 from itemctl.services.tags import ensure_tags, find_tags, tag_order
 from itemctl.services.users import get_user
 
 Sort = Literal["newest", "oldest", "title"]
-Notify = Callable[[str], None]
 MAX_LIMIT = 10_000
 PREFIX_MIN = 8
 _HEX = re.compile(r"[0-9a-f]+")
@@ -334,10 +333,6 @@ def _link(session: Session, item: Item, tags: Sequence[Tag], *, new_item: bool =
     session.flush()
 
 
-def _quiet(message: str) -> None:
-    """The default ``on_notice``: say nothing."""
-
-
 def _unchanged(item: Item, why: str, on_notice: Notify) -> None:
     on_notice(f"item {str(item.id)[:8]} unchanged: {why}; nothing was written")
 
@@ -349,7 +344,7 @@ def update_item(
     ref: str,
     item_in: ItemUpdate,
     owner: str | None = None,
-    on_notice: Notify = _quiet,
+    on_notice: Notify = quiet,
 ) -> ItemPublic:
     """Change title, description or (admins only) owner; updated_at moves on.
 
@@ -383,7 +378,7 @@ def update_item(
     return public
 
 
-def tag_item(*, session: Session, actor: User, ref: str, names: list[str], on_notice: Notify = _quiet) -> ItemPublic:
+def tag_item(*, session: Session, actor: User, ref: str, names: list[str], on_notice: Notify = quiet) -> ItemPublic:
     """Add tags (created when new, matched case-insensitively when not)."""
     item = find_item(session, ref)
     require_owner_or_admin(actor, item.owner_id, "tag this item")
@@ -400,7 +395,7 @@ def tag_item(*, session: Session, actor: User, ref: str, names: list[str], on_no
     return public_item(session, item)
 
 
-def untag_item(*, session: Session, actor: User, ref: str, names: list[str], on_notice: Notify = _quiet) -> ItemPublic:
+def untag_item(*, session: Session, actor: User, ref: str, names: list[str], on_notice: Notify = quiet) -> ItemPublic:
     """Remove tags from an item; the tags themselves stay."""
     item = find_item(session, ref)
     require_owner_or_admin(actor, item.owner_id, "untag this item")

@@ -13,7 +13,6 @@ import io
 import os
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +32,8 @@ from itemctl.core.errors import (
 )
 from itemctl.core.db import lock_holders
 from itemctl.models import KNOWN_REVISIONS, SCHEMA_HEAD
+from itemctl.services.common import Notify, quiet
 
-Notify = Callable[[str], None]
 
 # "itemctl!" as a big-endian 64-bit integer: the key of the migration advisory lock.
 MIGRATION_LOCK_KEY = int.from_bytes(b"itemctl!", "big")
@@ -44,9 +43,6 @@ UPGRADE_HINT = "upgrade itemctl"
 DEFAULT_LOCK_TIMEOUT = 5.0
 DEFAULT_WAIT = 600.0
 
-
-def _quiet(message: str) -> None:
-    """The default for a service's ``on_notice``: say nothing."""
 
 
 def migrations_dir() -> Path:
@@ -217,7 +213,7 @@ def _lock_and_limit(
     statement_timeout: float = 0,
     *,
     wait: float = DEFAULT_WAIT,
-    on_notice: Notify = _quiet,
+    on_notice: Notify = quiet,
 ) -> None:
     """Take the migration lock, then bound every later statement of the transaction.
 
@@ -288,7 +284,7 @@ def migrate(
     statement_timeout: float = 0,
     wait: float = DEFAULT_WAIT,
     actor: str | None = None,
-    on_notice: Notify = _quiet,
+    on_notice: Notify = quiet,
 ) -> MigrationResult:
     """Upgrade to ``revision`` in one transaction; retry a few times on lock timeouts.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 from sqlalchemy import delete, func
 from sqlmodel import Session, select
@@ -10,7 +9,7 @@ from sqlmodel import Session, select
 from itemctl.core.errors import ConflictError, NotFoundError
 from itemctl.models import Item, User, UserCreate, UserPublic, UserUpdate
 from itemctl.services import audit
-from itemctl.services.common import conflict_on_duplicate
+from itemctl.services.common import Notify, conflict_on_duplicate, quiet
 from itemctl.services.identity import admin_exists, created_in_this_command, require_admin
 
 
@@ -87,7 +86,7 @@ def _refuse_last_admin(session: Session, user: User, action: str) -> None:
 
 
 def update_user(
-    *, session: Session, actor: User, username: str, user_in: UserUpdate, on_notice: Callable[[str], None] = lambda m: None
+    *, session: Session, actor: User, username: str, user_in: UserUpdate, on_notice: Notify = quiet
 ) -> UserPublic:
     """Admins only (bootstrap: granting admin while none exists). A change that changes
     nothing writes nothing and says so."""

@@ -116,3 +116,24 @@ def test_dump_and_restore_show_progress_on_a_terminal(run, pg_url, sqlite_url, t
     assert code == 0 and "dumping" in screen and "dumped 1 user(s), 0 tag(s), 2500 item(s)" in screen, screen
     code, screen = on_a_terminal("--database-url", sqlite_url("target.db"), "db", "restore", str(dump_file))
     assert code == 0 and "restoring" in screen and "━" in screen, screen
+
+
+def test_a_dump_that_is_not_utf8_or_repeats_a_name_restores_nothing(run, pg_url, sqlite_url, tmp_path):
+    header = json.dumps({"format": "itemctl-dump", "version": 1, "revision": "0005"})
+    user = {"type": "user", "username": "ann", "email": None, "is_admin": False, "created_at": "2026-11-30T12:00:00.000000Z"}
+    cases = {
+        "latin.jsonl": (header + "\n" + '{"type": "tag", "id": "00000000-0000-4000-8000-000000000001", "name": "Caf\xe9"}\n').encode("latin-1"),
+        "twice.jsonl": "\n".join([
+            header,
+            json.dumps({**user, "id": "00000000-0000-4000-8000-000000000001"}),
+            json.dumps({"type": "tag", "id": "00000000-0000-4000-8000-000000000002", "name": "ops"}),
+            json.dumps({"type": "tag", "id": "00000000-0000-4000-8000-000000000003", "name": "OPS"}),
+        ]).encode() + b"\n",
+    }
+    for url in (pg_url, sqlite_url("target.db")):
+        for name, data in cases.items():
+            (tmp_path / name).write_bytes(data)
+            result = run("--database-url", url, "db", "restore", str(tmp_path / name))
+            assert result.exit_code == 6, (url, name, result)
+            assert ("line 2" in result.stderr) if name == "latin.jsonl" else ("same name" in result.stderr)
+        assert run("--database-url", url, "db", "dump").stdout.count("\n") == 1

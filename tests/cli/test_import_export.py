@@ -294,3 +294,17 @@ def test_overlapping_skip_and_upsert_runs_all_succeed_and_items_exist_once(pg_ur
     with psycopg.connect(pg_url.replace("+psycopg", "")) as conn:
         assert conn.execute("SELECT count(*), count(DISTINCT title) FROM item").fetchone() == (2000, 2000)
         assert conn.execute("SELECT count(*) FROM item_tag").fetchone() == (2000,)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["--delimiter", ";;"], 6, "one character"),
+        (["--encoding", "klingon"], 6, "unknown encoding"),
+    ],
+)
+def test_a_reading_option_that_cannot_be_used_is_exit_6(any_itemctl, tmp_path, args, code, said):
+    path = tmp_path / "rows.csv"
+    path.write_text("title\none\n")
+    result = any_itemctl("--as", "alice", "items", "import", str(path), *args)
+    assert result.exit_code == code and said in result.stderr, result

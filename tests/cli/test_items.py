@@ -361,3 +361,11 @@ def test_delete_where_needs_a_filter_and_a_yes_or_an_answer(alice, backend):
     assert backend.rows("SELECT count(*) FROM item") == [(3,)]
     accepted = alice("items", "delete", "--where", "--tag", "old", input="y\n", terminal=True)
     assert accepted.exit_code == 0 and backend.rows("SELECT count(*) FROM item") == [(0,)]
+
+
+def test_delete_takes_ids_or_where_never_both_nor_neither(alice, report):
+    both = alice("items", "delete", report["id"], "--where", "--mine", "--yes")
+    assert both.exit_code == 2 and "not both" in both.stderr
+    neither = alice("items", "delete", "--yes")
+    assert neither.exit_code == 2 and "missing item ids" in neither.stderr
+    assert alice("items", "count").stdout == "1\n"

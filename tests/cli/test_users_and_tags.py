@@ -202,7 +202,6 @@ def test_an_empty_filter_is_exit_6_never_no_filter(as_, command, option):
 
 def test_confirmation_is_asked_before_any_lock_is_taken(run, pg_url):
     """While the person decides, the item is not locked: another session can update it."""
-    import threading
 
     import psycopg
 
