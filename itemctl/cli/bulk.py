@@ -24,7 +24,7 @@ from itemctl.cli.items import (
 )
 from itemctl.cli.output import OutputOption, emit, open_input
 from itemctl.cli.runtime import command_session
-from itemctl.core.logging import notice
+from itemctl.core.logging import debug, notice
 
 
 class ImportFormat(str, Enum):
@@ -130,6 +130,7 @@ def import_command(
             ),
         )
     counts = summary.counts()
+    debug("import timings: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in summary.timings.items()))
     if output is not None:  # the summary as data: -o json prints one object
         as_data = {**counts, "dry_run": True} if dry_run else counts
         emit(as_data, output, columns=tuple(as_data), id_field="read")

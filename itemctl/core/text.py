@@ -32,6 +32,8 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     """The stored form of a value: NFC, no control characters (ValueError names one)."""
     if multiline:
         value = value.replace("\r\n", "\n")
+    if value.isascii() and value.isprintable():
+        return value  # the common case: nothing to refuse, and ASCII is already NFC
     found = (FORBIDDEN_MULTILINE if multiline else FORBIDDEN).search(value)
     if found:
         raise ValueError(f"must not contain the control character {escape_char(found.group())}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydanticField
@@ -77,12 +78,15 @@ class ItemImportRow(BaseModel):
     @field_validator("owner", mode="before")
     @classmethod
     def _owner(cls, value):
-        if isinstance(value, str):
-            value = value.strip()
-            if not value:
-                return None
-            check_username(value)
-        return value
+        return _import_owner(value) if isinstance(value, str) else value
+
+
+# A file names few owners and tags many times over: each distinct value is checked once
+# (the caches are bounded; a value that fails raises again every time).
+@lru_cache(maxsize=4096)
+def _import_owner(value: str) -> str | None:
+    value = value.strip()
+    return check_username(value) if value else None
 
 
 # The fields `items import` reads, in the order CSV output writes them: defined once, by

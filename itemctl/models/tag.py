@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from pydantic import field_validator
 from sqlalchemy import Index, func
@@ -14,6 +15,7 @@ from itemctl.models.base import new_id
 TAG_NAME_MAX = 64
 
 
+@lru_cache(maxsize=4096)  # imports name the same few tags over and over
 def clean_tag_name(value: str) -> str:
     """A tag name trimmed and checked: 1-64 characters, no ``,`` or ``;`` (the rules, once)."""
     value = value.strip()
@@ -29,6 +31,9 @@ def clean_tag_name(value: str) -> str:
         raise ValueError(f"tag {value!r} {error}") from None
 
 
+_folded = lru_cache(maxsize=4096)(fold_case)
+
+
 def clean_tag_names(values: list[str]) -> list[str]:
     """Each name cleaned; repeats (in any case) dropped, the first spelling kept."""
     seen: set[str] = set()
@@ -37,8 +42,9 @@ def clean_tag_names(values: list[str]) -> list[str]:
         if not isinstance(value, str):
             raise ValueError("tags must be strings")
         name = clean_tag_name(value)
-        if fold_case(name) not in seen:
-            seen.add(fold_case(name))
+        folded = _folded(name)
+        if folded not in seen:
+            seen.add(folded)
             names.append(name)
     return names
 

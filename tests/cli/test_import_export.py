@@ -180,6 +180,69 @@ def test_exclusive_with_an_unknown_owner_changes_nothing(itemctl, pg_url, tmp_pa
     assert (signature(pg_url), constraints_and_indexes(pg_url)) == before
 
 
+def phases(stderr: str) -> list[str]:
+    """The phase names an import printed with -v: the direct load's or the staged path's."""
+    line = next(line for line in stderr.splitlines() if line.startswith("import timings: "))
+    return [part.rsplit(" ", 2)[0] for part in line.removeprefix("import timings: ").split(", ")]
+
+
+def test_a_clean_file_loads_directly_and_a_pipe_through_the_staged_path(itemctl, pg_url, tmp_path, make_database):
+    rows = generated(2500)  # more than one batch: the COPY pauses for new tags
+    path = write_csv(tmp_path / "items.csv", rows)
+    direct = itemctl("-v", "--as", "alice", "items", "import", path)
+    assert direct.exit_code == 0, direct
+    assert phases(direct.stderr) == ["client", "items", "links"]
+    other = make_database()
+    with open(path, encoding="utf-8") as f:
+        piped = run_process("--database-url", other, "-v", "--as", "alice", "items", "import", "-", input=f.read())
+    assert piped.exit_code == 0, piped
+    assert phases(piped.stderr) == ["stage", "check and write"]
+    assert signature(pg_url) == signature(other)
+
+
+@pytest.mark.parametrize("exclusive", [False, True], ids=["plain", "exclusive"])
+def test_a_late_problem_in_a_large_file_is_reported_exactly_and_changes_nothing(itemctl, pg_url, tmp_path, exclusive):
+    """The direct load has written earlier batches when it meets the problem: it rolls back
+    to its savepoint and the staged path names the rows, as for a small file."""
+    flags = ["--exclusive"] if exclusive else []
+    itemctl("--as", "root", "users", "create", "root", "--admin")
+    itemctl("--as", "root", "items", "create", "item 4000", "--owner", "root")
+    before = (signature(pg_url), constraints_and_indexes(pg_url))
+
+    rows = [{**row, "owner": "root"} for row in generated(5000)]
+    conflict = itemctl("--as", "root", "items", "import", write_csv(tmp_path / "c.csv", rows), *flags)
+    assert conflict.exit_code == 4, conflict
+    error = conflict.stderr.splitlines()[-1]
+    assert error.startswith("error: 1 row(s) conflict with existing items") and "line 4002 (row 4001)" in error
+
+    repeated = rows + [{"title": "item 10", "owner": "root"}]
+    repeat = itemctl("--as", "root", "items", "import", write_csv(tmp_path / "r.csv", repeated), *flags)
+    assert repeat.exit_code == 6, repeat
+    assert "line 5002 (row 5001): title: 'item 10' for owner 'root' is also on line 12 (row 11)" in repeat.stderr
+
+    unknown = rows[:4000] + [{"title": "late", "owner": "ghost"}]
+    ghost = itemctl("--as", "root", "items", "import", write_csv(tmp_path / "u.csv", unknown), *flags)
+    assert ghost.exit_code == 6 and "line 4002 (row 4001): owner: unknown user 'ghost'" in ghost.stderr, ghost
+
+    invalid = rows[:3000] + [{"title": "x" * 256}]
+    too_long = itemctl("--as", "root", "items", "import", write_csv(tmp_path / "i.csv", invalid), *flags)
+    assert too_long.exit_code == 6 and "line 3002 (row 3001): title" in too_long.stderr, too_long
+    if exclusive:
+        assert too_long.stderr.count("re-created after it") == 1  # said once, not per attempt
+    assert (signature(pg_url), constraints_and_indexes(pg_url)) == before
+
+
+def test_new_tags_keep_their_first_spelling_across_batches(alice, pg_url, tmp_path):
+    alice("items", "create", "seed", "--tag", "Existing")
+    rows = [{"title": f"r{i}"} for i in range(3000)]
+    rows[1500]["tags"] = "Ops;EXISTING"
+    rows[2600]["tags"] = "ops;existing"
+    result = alice("items", "import", write_csv(tmp_path / "t.csv", rows))
+    assert result.exit_code == 0, result
+    assert query(pg_url, "SELECT name FROM tag ORDER BY name") == [("Existing",), ("Ops",)]
+    assert query(pg_url, "SELECT count(*) FROM item_tag") == [(5,)]
+
+
 def test_export_filters_and_stdout(alice, tmp_path):
     alice("items", "create", "one", "--tag", "x")
     alice("items", "create", "two")

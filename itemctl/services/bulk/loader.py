@@ -16,7 +16,7 @@ from typing import IO, Literal
 from sqlalchemy import Connection, text
 from sqlmodel import Session
 
-from itemctl.core.errors import ConflictError
+from itemctl.core.errors import ConflictError, PermissionDenied
 from itemctl.services.bulk.readers import Format
 from itemctl.services.bulk.validation import ValidRow
 
@@ -48,6 +48,17 @@ class Problems:
 def where(line: int, row: int) -> str:
     """``line 2501 (row 2500)``: the line in the file, and the record's number when it differs."""
     return f"line {line}" if line == row else f"line {line} (row {row})"
+
+
+def require_permission(row: ValidRow, username: str, is_admin: bool) -> None:
+    """Only an admin imports items for another user: the first such row stops the import.
+
+    The actor comes as plain values, read once: this runs for every row."""
+    if row.owner != username and not is_admin:
+        raise PermissionDenied(
+            f"{where(row.line, row.row)}: only an admin may import items for another user "
+            f"(owner {row.owner!r}; you are {username!r})"
+        )
 
 
 class Rejects:

@@ -5,7 +5,7 @@ all in the command's one transaction: any error rolls back all of it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 from sqlmodel import Session
@@ -19,8 +19,9 @@ from itemctl.services.bulk.loader import (
     Loader,
     Problems,
     RepeatedRows,
-    where,
+    require_permission,
 )
+from itemctl.services.bulk import direct
 from itemctl.services.bulk.postgres import PostgresLoader
 from itemctl.services.bulk.readers import read_records
 from itemctl.services.bulk.sqlite import SqliteLoader
@@ -35,6 +36,8 @@ class ImportSummary:
     skipped: int = 0
     rejected: int = 0
     seconds: float = 0.0
+    # Seconds per phase (client, items, links, indexes, constraints; or stage, check, write)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in ("read", "inserted", "updated", "skipped", "rejected")}
@@ -49,37 +52,21 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
         raise PermissionDenied(
             f"only an admin may import items for another user (you are {actor.username!r}, not an admin)"
         )
+    # A fallback to the staged path says nothing twice (--exclusive's notices).
+    options = replace(options, on_notice=_once(options.on_notice))
     connection = session.connection()
     loader: Loader = (PostgresLoader if connection.dialect.name == "postgresql" else SqliteLoader)(
         session, connection, options
     )
-    summary = ImportSummary()
-    invalid = Problems()
     # A savepoint: a failed import leaves the session as it found it. (Asking for the
     # connection emits the SAVEPOINT now; the work below bypasses the ORM.)
     with session.begin_nested():
         session.connection()
-        with loader.loading():
-            for record in read_records(stream, options.fmt, encoding=options.encoding, delimiter=options.delimiter):
-                summary.read += 1
-                if options.on_progress and summary.read % BATCH == 0:
-                    options.on_progress(summary.read)
-                checked = validate(record, default_owner)
-                if isinstance(checked, str):
-                    if options.rejects:
-                        options.rejects.write(record.line, record.row, checked, source_of(record.data))
-                    else:
-                        invalid.add(record.line, record.row, checked)
-                    continue
-                if checked.owner != actor.username and not actor.is_admin:
-                    raise PermissionDenied(
-                        f"{where(record.line, record.row)}: only an admin may import items for another user "
-                        f"(owner {checked.owner!r}; you are {actor.username!r})"
-                    )
-                loader.add(checked)
-        if options.on_progress:
-            options.on_progress(summary.read)
-        _check_and_write(loader, options, invalid, summary)
+        summary = None
+        if direct.applies(connection.dialect.name, options, stream):
+            summary = _load_direct(connection, actor, default_owner, stream, options)
+        if summary is None:
+            summary = _load_staged(loader, actor, default_owner, stream, options)
         audit.record(
             session,
             actor=actor,
@@ -88,6 +75,72 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
             details={**summary.counts(), "mode": options.mode, "exclusive": options.exclusive},
         )
     summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _once(notify):
+    said: set[str] = set()
+
+    def once(message: str) -> None:
+        if message not in said and notify:
+            said.add(message)
+            notify(message)
+
+    return once
+
+
+def _records(stream: IO[bytes], options: ImportOptions):
+    return read_records(stream, options.fmt, encoding=options.encoding, delimiter=options.delimiter)
+
+
+def _load_direct(connection, actor: User, default_owner: str, stream: IO[bytes], options: ImportOptions) -> ImportSummary | None:
+    """The direct load, or None when the input needs the staged path (it is read again)."""
+    from psycopg.errors import DataError, IntegrityError
+
+    cursor = connection.connection.driver_connection.cursor()
+    start = stream.tell()
+    cursor.execute("SAVEPOINT import_direct")
+    load = direct.DirectLoad(cursor, options, actor, default_owner)
+    records = _records(stream, options)
+    try:
+        read = load.run(records, options.on_progress)
+    except (direct.NotClean, IntegrityError, DataError):
+        cursor.execute("ROLLBACK TO SAVEPOINT import_direct")
+        records.close()
+        stream.seek(start)
+        return None
+    cursor.execute("RELEASE SAVEPOINT import_direct")
+    if options.on_progress:
+        options.on_progress(read)
+    return ImportSummary(read=read, inserted=read, timings=load.timings)
+
+
+def _load_staged(loader: Loader, actor: User, default_owner: str, stream: IO[bytes], options: ImportOptions) -> ImportSummary:
+    """Stage every row, check set-based, then write."""
+    summary = ImportSummary()
+    invalid = Problems()
+    username, is_admin = actor.username, actor.is_admin
+    phase_started = time.perf_counter()
+    with loader.loading():
+        for record in _records(stream, options):
+            summary.read += 1
+            if options.on_progress and summary.read % BATCH == 0:
+                options.on_progress(summary.read)
+            checked = validate(record, default_owner)
+            if isinstance(checked, str):
+                if options.rejects:
+                    options.rejects.write(record.line, record.row, checked, source_of(record.data))
+                else:
+                    invalid.add(record.line, record.row, checked)
+                continue
+            require_permission(checked, username, is_admin)
+            loader.add(checked)
+    if options.on_progress:
+        options.on_progress(summary.read)
+    summary.timings["stage"] = time.perf_counter() - phase_started
+    phase_started = time.perf_counter()
+    _check_and_write(loader, options, invalid, summary)
+    summary.timings["check and write"] = time.perf_counter() - phase_started
     return summary
 
 

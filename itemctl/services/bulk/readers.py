@@ -138,7 +138,10 @@ def _read_csv(text_stream, delimiter: str = ",") -> Iterator[Record]:
             if len(values) != width:
                 yield Record(start, row_number, FieldCountError(len(values), width, values))
                 continue
-            yield Record(start, row_number, {k: v for k, v in zip(header, values) if k not in IGNORED})
+            if header.ignored:
+                yield Record(start, row_number, {k: v for k, v in zip(header, values) if k not in IGNORED})
+            else:
+                yield Record(start, row_number, dict(zip(header, values)))
     except csv.Error as error:
         raise InvalidInput(f"line {reader.line_num}: malformed CSV: {error}") from None
 
@@ -147,6 +150,7 @@ class _Header(list):
     """The CSV header's field names; ``trailing_blank`` when a spreadsheet added an empty one."""
 
     trailing_blank = False
+    ignored = False  # whether it holds a field itemctl prints and import ignores
 
 
 def _header(names: list[str], delimiter: str = ",") -> _Header:
@@ -174,6 +178,7 @@ def _header(names: list[str], delimiter: str = ",") -> _Header:
             raise InvalidInput(f"line 1: the field {name!r} appears twice in the header")
     if "title" not in header:
         raise InvalidInput("line 1: the header has no 'title' field")
+    header.ignored = any(name in IGNORED for name in header)
     return header
 
 

@@ -33,6 +33,9 @@ class ValidRow:
     keep_tags: bool = False
 
 
+_IGNORED = frozenset(IGNORED)
+
+
 def _problem(data) -> str | None:
     if isinstance(data, FieldCountError):
         return f"has {data.got} fields, the header has {data.expected}"
@@ -62,7 +65,7 @@ def validate(record: Record, default_owner: str) -> ValidRow | str:
     if problem:
         return problem
     data = record.data
-    if any(name in data for name in IGNORED):
+    if not _IGNORED.isdisjoint(data):
         data = {k: v for k, v in data.items() if k not in IGNORED}
     try:
         row = ItemImportRow.model_validate(data)
