@@ -17,7 +17,7 @@ For each size it generates N items (100 owners; 0-3 of 50 tags each) as CSV, the
   (d)  psql \\copy (SELECT …) TO STDOUT of the same columns.
 
 and prints rows/s, the peak RSS of each itemctl process, the phase timings each import
-reports with -v (client CPU, items, links, indexes, constraints; or stage, check and write),
+reports with -v (client CPU, items, links, indexes, constraints; or stage, check, write),
 and the ratios (b)/(a), (b')/(a),
 (s)/(a), (u)/(a) and (c)/(d). Databases are created on the server at --server (default: the
 local one as role postgres) and dropped at the end.

@@ -6,7 +6,8 @@
 Fills a fresh database (100 owners, 0-3 of 50 tags per item) through `itemctl items
 import`, then prints the median wall time of each command below, the ratios to the
 references, and EXPLAIN for the listing queries (flagging any sequential scan of item or
-item_tag). The database is dropped at the end.
+item_tag), and `items list` and `--version` started with and without compiled bytecode
+under PYTHONDONTWRITEBYTECODE=1. The database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -64,15 +65,42 @@ with psycopg.connect(sys.argv[1]) as conn:
 """.format(page=FIRST_PAGE)
 
 
-def median_seconds(argv: list[str], runs: int) -> float:
+def median_seconds(argv: list[str], runs: int, env: dict | None = None) -> float:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        completed = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        completed = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         times.append(time.perf_counter() - started)
         if completed.returncode != 0:
             raise SystemExit(f"{argv[:5]} failed: {completed.stderr.decode()}")
     return statistics.median(times)
+
+
+def bytecode_runs(argv: list[str], runs: int) -> dict[str, float]:
+    """``argv`` started with every module's bytecode at hand, and with none of it, both under
+    PYTHONDONTWRITEBYTECODE=1 (as in containers and CI images, where nothing is written at
+    run time). Each case gets its own PYTHONPYCACHEPREFIX: filled by one warm-up run for the
+    first, left empty for the second, so the installed .pyc files play no part in either."""
+    results = {}
+    with tempfile.TemporaryDirectory() as compiled, tempfile.TemporaryDirectory() as empty:
+        warm = {**os.environ, "PYTHONPYCACHEPREFIX": compiled}
+        warm.pop("PYTHONDONTWRITEBYTECODE", None)
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=warm, check=True)
+        for label, prefix in (("bytecode compiled", compiled), ("nothing compiled", empty)):
+            env = {**os.environ, "PYTHONPYCACHEPREFIX": prefix, "PYTHONDONTWRITEBYTECODE": "1"}
+            results[label] = median_seconds(argv, runs, env)
+    return results
+
+
+def installed_bytecode() -> str:
+    """How many of the environment's modules have bytecode beside them (uv sync compiles
+    them when [tool.uv] compile-bytecode is set)."""
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    sources = list(site.rglob("*.py"))
+    compiled = sum(1 for source in sources if any(source.parent.glob(f"__pycache__/{source.stem}.*.pyc")))
+    return f"{compiled:,} of {len(sources):,} modules in site-packages have bytecode"
 
 
 def explain(url: str, label: str, sql: str) -> None:
@@ -121,6 +149,13 @@ def main() -> None:
         for name, argv in commands.items():
             medians[name] = median_seconds(argv, args.runs)
             print(f"{name:45} {medians[name] * 1000:8.0f} ms", flush=True)
+
+        print(f"\nstart-up under PYTHONDONTWRITEBYTECODE=1 ({installed_bytecode()}):")
+        for name, argv in (("itemctl --version", commands["itemctl --version"]), ("itemctl items list -o json", commands["itemctl items list -o json"])):
+            cases = bytecode_runs(argv, args.runs)
+            for label, seconds in cases.items():
+                print(f"{name + ', ' + label:45} {seconds * 1000:8.0f} ms")
+            print(f"{'':45} {cases['nothing compiled'] / cases['bytecode compiled']:7.1f}x slower without bytecode")
 
         typer_ms = medians['python -c "import typer"']
         reference = medians["reference: sqlmodel + psycopg, first page"]

@@ -62,7 +62,7 @@ def import_command(
         Optional[str], typer.Option("--rejects", metavar="PATH", help="Set invalid rows aside in PATH (JSON lines) and import the rest.")
     ] = None,
     exclusive: Annotated[
-        bool, typer.Option("--exclusive", help="Lock item and item_tag and check foreign keys once (maintenance windows).")
+        bool, typer.Option("--exclusive", help="Lock item and item_tag; re-create their indexes and foreign keys once, after the load (maintenance windows).")
     ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     delimiter: Annotated[

@@ -196,7 +196,7 @@ def test_a_clean_file_loads_directly_and_a_pipe_through_the_staged_path(itemctl,
     with open(path, encoding="utf-8") as f:
         piped = run_process("--database-url", other, "-v", "--as", "alice", "items", "import", "-", input=f.read())
     assert piped.exit_code == 0, piped
-    assert phases(piped.stderr) == ["stage", "check and write"]
+    assert phases(piped.stderr) == ["stage", "check", "write"]
     assert signature(pg_url) == signature(other)
 
 
