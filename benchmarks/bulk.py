@@ -155,6 +155,12 @@ EXPORT_QUERY = (
 )
 
 
+def checkpoint(server: Server) -> None:
+    """Each timed step starts with no dirty pages left by the one before it: otherwise the
+    checkpoint that the previous load's WAL triggers lands in the next step's time."""
+    server.admin.execute("CHECKPOINT")
+
+
 def psql(url: str, *args: str, stdout=subprocess.DEVNULL) -> Run:
     return run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, *args], stdout=stdout)
 
@@ -169,19 +175,29 @@ def measure(server: Server, rows: int, keep: Path | None, quick: bool = False) -
         print(f"\n{rows:,} items, {links:,} tag links; CSV {items_csv.stat().st_size / 1e6:.0f} MB", flush=True)
 
         psql(base_url, "-c", BASELINE_TABLES)
-        results["a  psql \\copy (baseline)"] = psql(
-            base_url,
-            "-1",
-            "-c", f"\\copy base_item (id, title, description, owner_id, created_at, updated_at) FROM '{base_items}' CSV",
-            "-c", f"\\copy base_item_tag (item_id, tag_id) FROM '{base_links}' CSV",
-        )
+        checkpoint(server)
+        with open(work / "psql-timing.txt", "w+b") as timing:
+            results["a  psql \\copy (baseline)"] = psql(
+                base_url,
+                "-1",
+                "-c", "\\timing on",
+                "-c", f"\\copy base_item (id, title, description, owner_id, created_at, updated_at) FROM '{base_items}' CSV",
+                "-c", f"\\copy base_item_tag (item_id, tag_id) FROM '{base_links}' CSV",
+                stdout=timing,
+            )
+            timing.seek(0)
+            times = [float(line.split()[1]) / 1000 for line in timing.read().decode().splitlines() if line.startswith("Time:")]
+            if len(times) == 2:
+                results["a  psql \\copy (baseline)"].phases = f"items {times[0]:.2f} s, links {times[1]:.2f} s"
 
         url = server.database(f"itemctl_bench_import_{rows}")
         prepare(url)
+        checkpoint(server)
         results["b  itemctl import"] = run(importing(url, str(items_csv)))
 
         exclusive_url = server.database(f"itemctl_bench_exclusive_{rows}")
         prepare(exclusive_url)
+        checkpoint(server)
         results["b' itemctl import --exclusive"] = run(importing(exclusive_url, str(items_csv), "--exclusive"))
         server.admin.execute(f'DROP DATABASE "itemctl_bench_exclusive_{rows}" WITH (FORCE)')
         if quick:
@@ -189,6 +205,7 @@ def measure(server: Server, rows: int, keep: Path | None, quick: bool = False) -
             return results
 
         for mode in ("skip", "upsert"):
+            checkpoint(server)
             results[f"{mode[0]}  itemctl import --mode {mode} (all present)"] = run(
                 importing(url, str(items_csv), "--mode", mode)
             )

@@ -151,7 +151,9 @@ def constraints_and_indexes(url: str):
         url,
         """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
            WHERE conrelid IN ('item'::regclass, 'item_tag'::regclass, 'tag'::regclass, '"user"'::regclass)
-           UNION ALL SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'
+           UNION ALL SELECT tablename, indexname, indexdef || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END
+           FROM pg_indexes JOIN pg_index x ON x.indexrelid = (quote_ident(schemaname) || '.' || quote_ident(indexname))::regclass
+           WHERE schemaname = 'public'
            ORDER BY 1, 2, 3""",
     )
 
@@ -230,6 +232,18 @@ def test_a_late_problem_in_a_large_file_is_reported_exactly_and_changes_nothing(
     if exclusive:
         assert too_long.stderr.count("re-created after it") == 1  # said once, not per attempt
     assert (signature(pg_url), constraints_and_indexes(pg_url)) == before
+
+
+def test_a_gzip_file_with_a_late_problem_is_read_again_and_reported(alice, pg_url, tmp_path):
+    import gzip
+
+    lines = ["title,tags"] + [f"row {i},t{i % 5}" for i in range(3000)] + ["row 7,again"]
+    packed = tmp_path / "rows.csv.gz"
+    packed.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    result = alice("items", "import", str(packed))
+    assert result.exit_code == 6, result
+    assert "line 3002 (row 3001): title: 'row 7' for owner 'alice' is also on line 9 (row 8)" in result.stderr
+    assert query(pg_url, "SELECT count(*) FROM item") == [(0,)]
 
 
 def test_new_tags_keep_their_first_spelling_across_batches(alice, pg_url, tmp_path):

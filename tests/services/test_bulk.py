@@ -359,3 +359,17 @@ def test_a_malformed_element_of_a_large_json_array_is_named_in_flat_memory(sessi
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert "line 2: element 2 of the JSON array is not valid JSON" in raised.value.message
     assert grown_mb < 50, f"peak memory grew by {grown_mb:.0f} MB"
+
+
+def test_a_file_of_mostly_distinct_tags_keeps_the_lookups_bounded(session, alice, monkeypatch):
+    """The direct load forgets its owner and tag ids past a limit (flat memory) and looks
+    the names of the current batch up again; nothing is created twice or lost."""
+    from itemctl.services.bulk import direct
+
+    monkeypatch.setattr(direct, "CACHE_LIMIT", 5)
+    rows = [{"title": f"r{i}", "tags": f"shared;own{i};Own{i}"} for i in range(2500)]
+    summary = run_import(session, alice, as_csv(rows))
+    assert summary.inserted == 2500
+    names = set(session.exec(select(Tag.name)).all())
+    assert names == {"shared"} | {f"own{i}" for i in range(2500)}
+    assert len(session.exec(select(ItemTag)).all()) == 5000

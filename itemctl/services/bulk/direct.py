@@ -27,6 +27,9 @@ from itemctl.services.bulk.readers import Record
 from itemctl.services.bulk.validation import ValidRow, validate
 
 
+CACHE_LIMIT = 100_000  # owner and tag ids kept between batches
+
+
 class NotClean(Exception):
     """The input needs the staged path (its errors, or a case this path does not take)."""
 
@@ -75,6 +78,7 @@ class DirectLoad:
 
     def run(self, records: Iterable[Record], on_progress: Callable[[int], None] | None) -> int:
         """Load every record; the number read (all of them inserted)."""
+        phase = self.options.on_phase or (lambda name: None)
         exclusive = Exclusive(self.cursor, self.options.on_notice) if self.options.exclusive else None
         if exclusive:
             exclusive.take()
@@ -98,12 +102,14 @@ class DirectLoad:
             self.timings["client"] = time.process_time() - cpu
             self.timings["items"] = time.perf_counter() - started
             started = time.perf_counter()
+            phase("linking tags")
             spool.seek(0)
             with self.cursor.copy("COPY item_tag (item_id, tag_id) FROM STDIN") as copy:
                 while chunk := spool.read(1 << 18):
                     copy.write(chunk)
             self.timings["links"] = time.perf_counter() - started
         if exclusive:
+            phase("re-creating indexes and foreign keys")
             self.timings.update(exclusive.restore())
         return self.read
 
@@ -120,6 +126,14 @@ class DirectLoad:
                 self.unknown_tags[name] = None
 
     def _flush(self) -> None:
+        if len(self.tags) + len(self.owners) > CACHE_LIMIT:
+            # A file of mostly distinct tags or owners: memory stays flat, and the names of
+            # this batch are simply looked up again.
+            self.tags.clear()
+            self.owners.clear()
+            for _item_id, row in self.pending:
+                self.unknown_owners.add(row.owner)
+                self.unknown_tags.update(dict.fromkeys(row.tags))
         if self.unknown_owners or self.unknown_tags:
             self._end_copy()
             self._resolve()

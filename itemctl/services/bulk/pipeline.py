@@ -108,6 +108,8 @@ def _load_direct(connection, actor: User, default_owner: str, stream: IO[bytes],
         cursor.execute("ROLLBACK TO SAVEPOINT import_direct")
         records.close()
         stream.seek(start)
+        if options.on_phase:
+            options.on_phase("reading again")
         return None
     cursor.execute("RELEASE SAVEPOINT import_direct")
     if options.on_progress:
