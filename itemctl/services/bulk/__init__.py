@@ -3,11 +3,15 @@
 - ``readers``: CSV, JSON lines and a JSON array, streamed, with encodings and gzip;
 - ``validation``: a record becomes a row to load, or the reason it is not one;
 - ``loader``: what every loader shares (options, problems, rejects, the set-based checks);
-- ``postgres`` and ``sqlite``: the two loaders;
-- ``pipeline``: read, validate, stage, check, write, in the command's one transaction;
+- ``postgres`` and ``sqlite``: the two staged loaders (and ``--exclusive``'s index and
+  foreign key rebuild);
+- ``direct``: PostgreSQL's direct load, the insert-mode fast path, which hands anything
+  unclean back to the staged path;
+- ``pipeline``: read, validate, stage, check, write, in the command's one transaction
+  (the direct load first where it applies);
 - ``export``: the matching items streamed back in a format import reads.
 
-Arrows point one way: pipeline → loaders → loader → validation → readers.
+Arrows point one way: pipeline → direct → loaders → loader → validation → readers.
 """
 
 from itemctl.services.bulk.export import export_items
