@@ -4,6 +4,7 @@
     uv run python benchmarks/bulk.py --rows 100000 --rows 3000000
     uv run python benchmarks/bulk.py --large          # 1,000,000 then 3,000,000 rows
     uv run python benchmarks/bulk.py --quick          # only the insert-mode imports
+    uv run python benchmarks/bulk.py --quick --repeat 3   # each import three times: medians
 
 For each size it generates N items (100 owners; 0-3 of 50 tags each) as CSV, then times:
 
@@ -75,6 +76,9 @@ class Server:
         self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.admin.execute(f'CREATE DATABASE "{name}"')
         self.created.append(name)
+        return self.url_of(name)
+
+    def url_of(self, name: str) -> str:
         base, _, _ = self.url.rpartition("/")
         return f"{base}/{name}"
 
@@ -165,7 +169,36 @@ def psql(url: str, *args: str, stdout=subprocess.DEVNULL) -> Run:
     return run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, *args], stdout=stdout)
 
 
-def measure(server: Server, rows: int, keep: Path | None, quick: bool = False) -> dict[str, Run]:
+def baseline(server: Server, base_url: str, work: Path, base_items: Path, base_links: Path) -> Run:
+    """(a): psql's own \\copy of the pre-resolved rows into tables like itemctl's, in one
+    transaction; its phases from psql's \\timing."""
+    psql(base_url, "-c", "DROP TABLE IF EXISTS base_item_tag, base_item;" + BASELINE_TABLES)
+    checkpoint(server)
+    with open(work / "psql-timing.txt", "w+b") as timing:
+        result = psql(
+            base_url,
+            "-1",
+            "-c", "\\timing on",
+            "-c", f"\\copy base_item (id, title, description, owner_id, created_at, updated_at) FROM '{base_items}' CSV",
+            "-c", f"\\copy base_item_tag (item_id, tag_id) FROM '{base_links}' CSV",
+            stdout=timing,
+        )
+        timing.seek(0)
+        times = [float(line.split()[1]) / 1000 for line in timing.read().decode().splitlines() if line.startswith("Time:")]
+    if len(times) == 2:
+        result.phases = f"items {times[0]:.2f} s, links {times[1]:.2f} s"
+    return result
+
+
+def fresh_import(server: Server, name: str, items_csv: Path, *flags: str) -> Run:
+    """(b), (b'): itemctl items import into a fresh migrated database."""
+    url = server.database(name)
+    prepare(url)
+    checkpoint(server)
+    return run(importing(url, str(items_csv), *flags))
+
+
+def measure(server: Server, rows: int, keep: Path | None, quick: bool = False, repeat: int = 1) -> dict[str, Run]:
     work = Path(tempfile.mkdtemp(prefix="itemctl-bench-", dir=keep))
     results: dict[str, Run] = {}
     try:
@@ -174,32 +207,25 @@ def measure(server: Server, rows: int, keep: Path | None, quick: bool = False) -
         items_csv, base_items, base_links, links = generate(rows, work, owner_ids, tag_ids)
         print(f"\n{rows:,} items, {links:,} tag links; CSV {items_csv.stat().st_size / 1e6:.0f} MB", flush=True)
 
-        psql(base_url, "-c", BASELINE_TABLES)
-        checkpoint(server)
-        with open(work / "psql-timing.txt", "w+b") as timing:
-            results["a  psql \\copy (baseline)"] = psql(
-                base_url,
-                "-1",
-                "-c", "\\timing on",
-                "-c", f"\\copy base_item (id, title, description, owner_id, created_at, updated_at) FROM '{base_items}' CSV",
-                "-c", f"\\copy base_item_tag (item_id, tag_id) FROM '{base_links}' CSV",
-                stdout=timing,
-            )
-            timing.seek(0)
-            times = [float(line.split()[1]) / 1000 for line in timing.read().decode().splitlines() if line.startswith("Time:")]
-            if len(times) == 2:
-                results["a  psql \\copy (baseline)"].phases = f"items {times[0]:.2f} s, links {times[1]:.2f} s"
-
-        url = server.database(f"itemctl_bench_import_{rows}")
-        prepare(url)
-        checkpoint(server)
-        results["b  itemctl import"] = run(importing(url, str(items_csv)))
-
-        exclusive_url = server.database(f"itemctl_bench_exclusive_{rows}")
-        prepare(exclusive_url)
-        checkpoint(server)
-        results["b' itemctl import --exclusive"] = run(importing(exclusive_url, str(items_csv), "--exclusive"))
-        server.admin.execute(f'DROP DATABASE "itemctl_bench_exclusive_{rows}" WITH (FORCE)')
+        steps = {
+            "a  psql \\copy (baseline)": lambda: baseline(server, base_url, work, base_items, base_links),
+            "b  itemctl import": lambda: fresh_import(server, f"itemctl_bench_import_{rows}", items_csv),
+            "b' itemctl import --exclusive": lambda: fresh_import(
+                server, f"itemctl_bench_exclusive_{rows}", items_csv, "--exclusive"
+            ),
+        }
+        runs: dict[str, list[Run]] = {name: [] for name in steps}
+        for attempt in range(repeat):
+            # Every other attempt in reverse order, so that neither side always goes first.
+            for name in list(steps) if attempt % 2 == 0 else reversed(list(steps)):
+                runs[name].append(steps[name]())
+        for name, attempts in runs.items():
+            attempts.sort(key=lambda run: run.seconds)
+            results[name] = attempts[len(attempts) // 2]  # the median attempt
+            if repeat > 1:
+                print(f"{name:45} " + ", ".join(f"{run.seconds:.2f}" for run in attempts) + " s")
+        url = server.url_of(f"itemctl_bench_import_{rows}")  # (b)'s database, which the steps below read
+        server.admin.execute(f'DROP DATABASE IF EXISTS "itemctl_bench_exclusive_{rows}" WITH (FORCE)')
         if quick:
             report(rows, results)
             return results
@@ -257,12 +283,13 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the generated files under this directory")
     parser.add_argument("--large", action="store_true", help="also 3,000,000 rows (after the sizes given)")
     parser.add_argument("--quick", action="store_true", help="only (a), (b) and (b'): the insert-mode imports")
+    parser.add_argument("--repeat", type=int, default=1, help="run (a), (b) and (b') this many times, alternating their order; report the median")
     args = parser.parse_args()
     sizes = (args.rows or [1_000_000]) + ([3_000_000] if args.large else [])
     server = Server(args.server)
     try:
         for rows in sizes:
-            measure(server, rows, args.keep, args.quick)
+            measure(server, rows, args.keep, args.quick, args.repeat)
     finally:
         server.drop_all()
 
