@@ -95,7 +95,7 @@ class DirectLoad:
                         self._flush()
                 self._flush()
             except BaseException as error:
-                self._abort_copy(error)
+                self._end_copy(error)
                 raise
             self._end_copy()
             # The client's own work (read, validate, format) ran while the server wrote.
@@ -154,16 +154,11 @@ class DirectLoad:
         self.spool.write("".join(links).encode())
         self.pending.clear()
 
-    def _end_copy(self) -> None:
+    def _end_copy(self, error: BaseException | None = None) -> None:
+        """End the COPY in progress, if any; with ``error``, so that the server abandons it."""
         if self._copy_context is not None:
             context, self._copy_context, self.copy = self._copy_context, None, None
-            context.__exit__(None, None, None)
-
-    def _abort_copy(self, error: BaseException) -> None:
-        """End a COPY in progress with the error, so the server abandons it."""
-        if self._copy_context is not None:
-            context, self._copy_context, self.copy = self._copy_context, None, None
-            context.__exit__(type(error), error, error.__traceback__)
+            context.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
 
     def _resolve(self) -> None:
         """Look up the owners and tag names seen since the last lookup; create new tags."""

@@ -110,6 +110,8 @@ def _load_direct(connection, actor: User, default_owner: str, stream: IO[bytes],
         stream.seek(start)
         if options.on_phase:
             options.on_phase("reading again")
+        if options.on_progress:
+            options.on_progress(0)  # from the start of the file again
         return None
     cursor.execute("RELEASE SAVEPOINT import_direct")
     if options.on_progress:
