@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -81,6 +82,17 @@ def test_the_progress_bar_on_a_terminal_and_never_when_piped(itemctl, pg_url, tm
     assert "imported: read 20000, inserted 0, updated 0, skipped 20000" in screen
     code, quiet = on_a_terminal("--database-url", pg_url, "--as", "alice", "items", "import", str(rows), "--mode", "skip", "--no-progress")
     assert code == 0 and "importing" not in quiet and "━" not in quiet, quiet
+    # The direct load (insert mode, a file) draws the same bar; so does its second reading
+    # when a row conflicts, and the error is the last thing on the screen.
+    fresh = tmp_path / "fresh.csv"
+    fresh.write_text("title,tags\n" + "".join(f"fresh {i},t{i % 3}\n" for i in range(20000)))
+    code, direct = on_a_terminal("--database-url", pg_url, "--as", "alice", "items", "import", str(fresh))
+    assert code == 0, direct
+    assert "importing" in direct and "━" in direct and "imported: read 20000, inserted 20000" in direct, direct
+    code, again = on_a_terminal("--database-url", pg_url, "--as", "alice", "items", "import", str(fresh))
+    assert code == 4 and "━" in again and "reading again" in again, again
+    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", again.rstrip().splitlines()[-1])
+    assert last.startswith("error: 20000 row(s) conflict with existing items"), again
 
 
 # -- what an operator's terminal shows (contract §5) -------------------------------------------
