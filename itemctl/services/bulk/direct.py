@@ -26,7 +26,6 @@ from itemctl.services.bulk.postgres import Exclusive
 from itemctl.services.bulk.readers import Record
 from itemctl.services.bulk.validation import ValidRow, validate
 
-
 CACHE_LIMIT = 100_000  # owner and tag ids kept between batches
 
 
