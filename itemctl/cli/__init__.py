@@ -195,6 +195,9 @@ def _stop_now(signum, frame) -> None:
         message = "error: interrupted during COMMIT: the change may or may not have been applied"
     else:
         message = "error: interrupted; nothing was changed (the transaction is rolled back)"
+    progress = sys.modules.get("itemctl.cli.progress")
+    if progress is not None and progress.live:
+        message = progress.RESTORE_TERMINAL + message
     try:
         os.write(2, (message + "\n").encode())
     finally:
@@ -218,6 +221,13 @@ def _main(args: list[str]) -> int:
 
 
 def _fail(error: ItemctlError) -> int:
+    if error.exit_code == 0 or getattr(error, "target", None) == "standard output":
+        # The reader of the output went away (the command is done), or stdout is full.
+        from itemctl.core.sink import silence_stdout
+
+        silence_stdout()
+        if error.exit_code == 0:
+            return 0
     if _traceback_wanted():
         _print_traceback(error)
     _error(error.message, error.hint)
@@ -242,6 +252,11 @@ def _run(args: list[str]) -> int:
         _error("interrupted")
         return 130
     except Exception as error:
+        from itemctl.core.sink import OUTPUT_ERRNOS, output_error
+
+        if isinstance(error, OSError) and error.filename is None and error.errno in OUTPUT_ERRNOS:
+            # Output written outside the gate (Typer's help, a version line).
+            return _fail(output_error(error, "standard output"))
         classified = classify(error)
         if isinstance(classified, TransientConflict):
             raise classified from error

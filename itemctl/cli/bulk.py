@@ -83,15 +83,20 @@ def import_command(
     from contextlib import ExitStack
 
     from itemctl.cli.progress import import_progress
+    from itemctl.core import sink
     from itemctl.core.errors import InvalidInput
-    from itemctl.core.files import atomic_output, check_output_path
+    from itemctl.core.files import STDOUT, atomic_output, check_output_path
     from itemctl.services import bulk
 
     chosen = fmt.value if fmt else ("csv" if file == "-" else bulk.format_from_name(file))
     if chosen is None:
         raise InvalidInput(f"cannot tell the format of {file!r} from its name", hint="give --format csv|jsonl|json")
+    reads = {file: "the input file itself", **ctx.obj.config().database.files()}
+    if output is not None:
+        reads[STDOUT] = "standard output, where the summary goes"
     if rejects is not None:
-        check_output_path(rejects, option="--rejects", inputs=[file])
+        # Before anything is read or locked: an unusable path imports nothing.
+        check_output_path(rejects, option="--rejects", reads=reads)
     raw, size = open_input(file)
     with ExitStack() as stack:
         if file != "-":
@@ -103,10 +108,10 @@ def import_command(
             rejects_out = stack.enter_context(
                 open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed by the stack
                 if dry_run
-                else atomic_output(rejects, option="--rejects", inputs=[file])
+                else sink.text_lines(stack.enter_context(atomic_output(rejects, option="--rejects", reads=reads, json=True)))
             )
         # ExitStack unwinds in reverse: the session commits before the rejects file is
-        # renamed into place, so a failed commit leaves no rejects file either.
+        # renamed into place (or handed to a FIFO), so a failed commit leaves none either.
         on_progress, on_phase = stack.enter_context(
             import_progress(enabled=not no_progress, stream=raw, total_bytes=size)
         )
@@ -134,7 +139,6 @@ def import_command(
     if output is not None:  # the summary as data: -o json prints one object
         as_data = {**counts, "dry_run": True} if dry_run else counts
         emit(as_data, output, columns=tuple(as_data), id_field="read")
-    if output is not None:
         return
     verb = "would import" if dry_run else "imported"
     notice(
@@ -171,23 +175,23 @@ def export_command(
 
     Example: itemctl items export --owner alice --file alice.jsonl
     """
-    import sys
+    from contextlib import ExitStack
 
-    from itemctl.core.files import atomic_output, check_output_path
+    from itemctl.core import sink
+    from itemctl.core.files import atomic_output
     from itemctl.services import bulk
 
     filters = item_filters(owner, mine, tag, search, created_after, created_before)
     chosen = fmt.value if fmt else _export_format(file)
-    if file is None:
-        with command_session(ctx.obj, writes=False) as (session, actor):
-            count = bulk.export_items(session=session, actor=actor, filters=filters, out=sys.stdout.buffer, fmt=chosen)
-        sys.stdout.buffer.flush()
-    else:
-        check_output_path(file, option="--file")
-        # Contexts exit in reverse: the transaction ends before the file is renamed into place.
-        with (
-            atomic_output(file, option="--file", binary=True) as out,
-            command_session(ctx.obj, writes=False) as (session, actor),
-        ):
-            count = bulk.export_items(session=session, actor=actor, filters=filters, out=out, fmt=chosen)
+    with ExitStack() as stack:
+        if file is None:
+            out = sink.stdout(json=chosen == "jsonl")
+        else:
+            # Contexts exit in reverse: the transaction ends before the file is renamed.
+            out = stack.enter_context(
+                atomic_output(file, option="--file", reads=ctx.obj.config().database.files(), json=chosen == "jsonl")
+            )
+        session, actor = stack.enter_context(command_session(ctx.obj, writes=False))
+        count = bulk.export_items(session=session, actor=actor, filters=filters, out=out, fmt=chosen)
+        out.flush()
     notice(f"exported {count} item(s)" + (f" to {file}" if file else ""))

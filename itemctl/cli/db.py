@@ -178,7 +178,7 @@ def current_command(ctx: typer.Context, output: JsonOption = None) -> None:
     head = migrate.head_revision()
     where = _state(revision, head)
     if output is JsonOutput.json:
-        echo_data(json.dumps({"revision": revision, "head": head, "state": where}))
+        echo_data(json.dumps({"revision": revision, "head": head, "state": where}), json=True)
         return
     if revision is not None:
         echo_data(revision)
@@ -216,7 +216,8 @@ def history_command(ctx: typer.Context, output: JsonOption = None) -> None:
                      "head": r.is_head, "current": r.is_current}
                     for r in revisions
                 ]
-            )
+            ),
+            json=True,
         )
         return
     for rev in revisions:
@@ -263,7 +264,8 @@ def check_command(ctx: typer.Context, output: JsonOption = None) -> None:
                     "differences": result.differences,
                     "ok": problem is None,
                 }
-            )
+            ),
+            json=True,
         )
     if problem is not None:
         raise SchemaError(problem, hint=hint)
@@ -274,36 +276,40 @@ def check_command(ctx: typer.Context, output: JsonOption = None) -> None:
 def dump_command(
     ctx: typer.Context,
     file: Annotated[
-        Optional[str], typer.Option("--file", metavar="PATH", help="Write here (atomically) instead of stdout.")
+        Optional[str],
+        typer.Option("--file", metavar="PATH", help="Write here (atomically) instead of stdout; a name ending in .gz is compressed."),
     ] = None,
 ) -> None:
     """Write the whole database (users, tags, items with ids and times) as JSON lines.
 
     The same data dumps to the same bytes from SQLite and PostgreSQL; `db restore`
-    loads it into an empty database of either kind. The audit trail is not included.
+    loads it into an empty database of either kind. The last line is a trailer counting
+    the records, so a dump cut short never restores. The audit trail is not included.
     A progress bar is drawn on stderr when it is a terminal (not with -q).
 
-    Example: itemctl db dump --file backup.jsonl
+    Example: itemctl db dump --file backup.jsonl.gz
     """
-    import sys
+    from contextlib import ExitStack
 
+    from itemctl.cli.progress import import_progress
+    from itemctl.core import sink
     from itemctl.core.files import atomic_output
     from itemctl.services import dump
 
-    from itemctl.cli.progress import import_progress
-
     state = ctx.obj
-    with import_progress(enabled=True, stream=None, total_bytes=None, title="dumping") as (on_progress, _):
+    with ExitStack() as stack:
         if file is None:
-            with command_session(state, actor=False, writes=False) as (session, _):
-                counts = dump.dump(session=session, out=sys.stdout, on_progress=on_progress)
-            sys.stdout.flush()
+            out = sink.stdout()
         else:
-            with (
-                atomic_output(file, option="--file") as out,
-                command_session(state, actor=False, writes=False) as (session, _),
-            ):
-                counts = dump.dump(session=session, out=out, on_progress=on_progress)
+            # Contexts exit in reverse: the transaction ends before the file is renamed.
+            out = stack.enter_context(atomic_output(file, option="--file", reads=state.config().database.files()))
+        text = stack.enter_context(sink.text_lines(out, compress=bool(file and file.lower().endswith(".gz"))))
+        # The data is its own progress when it scrolls past on the terminal.
+        on_progress, _ = stack.enter_context(
+            import_progress(enabled=not out.terminal, stream=None, total_bytes=None, title="dumping")
+        )
+        session, _ = stack.enter_context(command_session(state, actor=False, writes=False))
+        counts = dump.dump(session=session, out=text, on_progress=on_progress)
     notice(
         f"dumped {counts['user']} user(s), {counts['tag']} tag(s), {counts['item']} item(s)"
         + (f" to {file}" if file else "")
@@ -313,20 +319,21 @@ def dump_command(
 @app.command("restore")
 def restore_command(
     ctx: typer.Context,
-    file: Annotated[str, typer.Argument(metavar="FILE|-", help="A file written by `db dump`; - for stdin.")],
+    file: Annotated[str, typer.Argument(metavar="FILE|-", help="A file written by `db dump` (.gz: compressed); - for stdin.")],
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Load a dump into an empty database at head, in one transaction: all of it, or none.
 
-    Every record is validated as import validates; ids and timestamps are kept.
+    Every record is validated as import validates; ids and timestamps are kept. A dump
+    whose trailer is missing or does not match (cut short) restores nothing.
 
-    Example: itemctl --database-url postgresql://app@db/new db restore backup.jsonl
+    Example: itemctl --database-url postgresql://app@db/new db restore backup.jsonl.gz
     """
     from contextlib import ExitStack
 
     from itemctl.cli.output import open_input
     from itemctl.cli.progress import import_progress
-    from itemctl.services import dump
+    from itemctl.services import bulk, dump
 
     state = ctx.obj
     stream, size = open_input(file)
@@ -337,6 +344,12 @@ def restore_command(
             import_progress(enabled=not no_progress, stream=stream, total_bytes=size, title="restoring")
         )
         session, _ = stack.enter_context(command_session(state, actor=False))
-        summary = dump.restore(session=session, stream=stream, actor=state.config().user, on_progress=on_progress)
+        summary = dump.restore(
+            session=session,
+            stream=bulk.decompressed(stream, file),
+            actor=state.config().user,
+            on_progress=on_progress,
+            on_notice=notice,
+        )
     counts = summary.counts
     notice(f"restored {counts['user']} user(s), {counts['tag']} tag(s), {counts['item']} item(s)")

@@ -135,7 +135,7 @@ def count_command(
     filters = item_filters(owner, mine, tag, search, created_after, created_before)
     with command_session(ctx.obj, writes=False) as (session, actor):
         total = items.count_items(session=session, actor=actor, filters=filters)
-    echo_data(json.dumps({"count": total}) if output is CountFormat.json else str(total))
+    echo_data(json.dumps({"count": total}) if output is CountFormat.json else str(total), json=output is CountFormat.json)
 
 
 @app.command("get")

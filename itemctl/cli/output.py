@@ -97,41 +97,46 @@ def emit(
     csv_columns: Sequence[str] | None = None,
     table_columns: Sequence[str] | None = None,
 ) -> None:
-    """Print one record (a dict) or a list of records in the chosen format.
+    """Print one record (a dict) or a list of records in the chosen format, through the
+    output gate (``itemctl.core.sink``): escaped on a terminal, exact elsewhere.
 
     ``columns`` are every column (tab-separated output, ``-o wide``); ``table_columns``
     the ones a table shows by default, to fit an 80-column terminal.
     """
-    import json  # here, not at the top: --help and --version never need it
+    import io
 
+    from itemctl.core import sink as sinks
     from itemctl.core.csvio import csv_writer
 
     single = isinstance(records, dict)
     rows = [records] if single else records
-    out = sys.stdout
+    out = sinks.stdout(json=fmt in (OutputFormat.json, OutputFormat.ndjson))
     if fmt is None:
-        fmt = OutputFormat.table if out.isatty() else None
+        fmt = OutputFormat.table if out.terminal else None
     if fmt is OutputFormat.json:
-        if single:
-            out.write(json.dumps(records, ensure_ascii=False) + "\n")
-        else:
-            out.write(json.dumps(list(rows), ensure_ascii=False) + "\n")
+        out.write(sinks.to_json(records if single else list(rows)) + "\n")
     elif fmt is OutputFormat.ndjson:
         for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.write(sinks.to_json(row) + "\n")
     elif fmt is OutputFormat.id:
         for row in rows:
             out.write(f"{row[id_field]}\n")
     elif fmt is OutputFormat.csv:
-        writer = csv_writer(out)
         csv_columns = csv_columns or columns
+        buffer = io.StringIO()
+        writer = csv_writer(buffer)
         writer.writerow(csv_columns)
         for row in rows:
             writer.writerow([_cell(row.get(c), list_separator=";") for c in csv_columns])
+            if buffer.tell() > 1 << 16:
+                out.write(buffer.getvalue())
+                buffer.seek(0)
+                buffer.truncate()
+        out.write(buffer.getvalue())
     elif fmt is OutputFormat.table:
-        _table(list(rows), table_columns or columns, brief=True)
+        _table(out, list(rows), table_columns or columns, brief=True)
     elif fmt is OutputFormat.wide:
-        _table(list(rows), columns, brief=False)
+        _table(out, list(rows), columns, brief=False)
     else:
         out.write("\t".join(columns) + "\n")
         for row in rows:
@@ -176,26 +181,20 @@ def short_ids(ids: Sequence[str]) -> dict[str, str]:
 _MIN_WIDTH = {"title": 20, "name": 12, "username": 10, "action": 14, "tags": 8, "details": 16}
 
 
-def _table(rows: list[dict], columns: Sequence[str], *, brief: bool) -> None:
-    """A Rich table that fits the terminal. Every value goes in as a ``Text`` (never
-    markup) with its control characters shown escaped: data is never an instruction to
-    the terminal."""
+def _table(out, rows: list[dict], columns: Sequence[str], *, brief: bool) -> None:
+    """A Rich table that fits the terminal, or, when its columns cannot fit the width,
+    the expanded view (psql's ``\\x auto``): nothing is ever cropped.
+
+    Every value goes in as a ``Text`` (never markup) with its control characters shown
+    escaped: data is never an instruction to the terminal."""
     from rich.table import Table
     from rich.text import Text
 
     from itemctl.core.text import escape_controls
 
     shortened = short_ids([r["id"] for r in rows if r.get("id")]) if brief and "id" in columns else {}
-    table = Table(show_lines=False, header_style="bold")
-    for column in columns:
-        table.add_column(
-            column,
-            overflow="fold",
-            no_wrap=column == "id",
-            min_width=max(len(column), _MIN_WIDTH.get(column, 0)),
-            ratio=3 if column in ("title", "description", "details") else None,
-        )
     timestamps = {c for c in columns if c == "at" or c.endswith("_at")}
+    shown = []
     for row in rows:
         cells = []
         for column in columns:
@@ -206,9 +205,66 @@ def _table(rows: list[dict], columns: Sequence[str], *, brief: bool) -> None:
                 text = relative_time(value, brief=brief)
             else:
                 text = _cell(value, list_separator=", ")
-            cells.append(Text(escape_controls(text, keep_newlines=True)))
-        table.add_row(*cells)
-    stdout_console().print(table)
+            cells.append(escape_controls(text, keep_newlines=True))
+        shown.append(cells)
+
+    console = stdout_console()
+    wrapping = [column not in _NO_WRAP and column not in timestamps for column in columns]
+    widths = _fit(columns, shown, wrapping, console.width)
+    if widths is None:
+        _expanded(out, columns, shown)
+        return
+    table = Table(show_lines=False, header_style="bold")
+    for column, width, wraps in zip(columns, widths, wrapping):
+        table.add_column(column, overflow="fold", no_wrap=not wraps, width=width)
+    for cells in shown:
+        table.add_row(*(Text(cell) for cell in cells))
+    with console.capture() as captured:
+        console.print(table)
+    out.write_styled(captured.get())
+
+
+# Columns whose values are never wrapped (short ids, names, flags, counts, times).
+_NO_WRAP = {"id", "owner", "username", "is_admin", "item_count", "db_role", "name"}
+
+
+def _fit(columns: Sequence[str], shown: list[list[str]], wrapping: list[bool], width: int) -> list[int] | None:
+    """Each column's width in a table ``width`` cells wide (borders and padding
+    included), or None when even the narrowest layout does not fit.
+
+    A column is as wide as its longest line; text columns give way first, down to their
+    minimum, and fold what no longer fits onto more lines (nothing is cut).
+    """
+    from rich.cells import cell_len
+
+    natural = []
+    least = []
+    for index, column in enumerate(columns):
+        longest = max((cell_len(line) for cells in shown for line in cells[index].split("\n")), default=0)
+        natural.append(max(cell_len(column), longest))
+        floor = max(cell_len(column), _MIN_WIDTH.get(column, 0))
+        least.append(min(natural[-1], floor) if wrapping[index] else natural[-1])
+    room = width - (3 * len(columns) + 1)
+    if sum(least) > room:
+        return None
+    widths = list(natural)
+    excess = sum(widths) - room
+    while excess > 0:
+        # Take one cell at a time from the text column with the most to give.
+        index = max(range(len(columns)), key=lambda i: widths[i] - least[i])
+        widths[index] -= 1
+        excess -= 1
+    return widths
+
+
+def _expanded(out, columns: Sequence[str], shown: list[list[str]]) -> None:
+    """One ``field: value`` line per column, records separated by a blank line; values
+    are already escaped, and a newline in one is shown as ``\\n``."""
+    width = max(len(c) for c in columns)
+    for number, cells in enumerate(shown):
+        lines = [f"-[ record {number + 1} ]-"] if len(shown) > 1 else []
+        lines += [f"{column.ljust(width)}: {cell.replace(chr(10), chr(92) + 'n')}" for column, cell in zip(columns, cells)]
+        out.write(("\n" if number else "") + "\n".join(lines) + "\n")
 
 
 def _console(**kwargs):
@@ -223,7 +279,6 @@ def _console(**kwargs):
     return Console(**kwargs)
 
 
-@cache
 def stdout_console():
     """Rich console for tables on stdout."""
     return _console()
@@ -235,10 +290,14 @@ def stderr_console():
     return _console(stderr=True)
 
 
-def echo_data(text: str) -> None:
-    """A bare value for scripts (a count, a revision) on stdout."""
-    sys.stdout.write(f"{text}\n")
-    sys.stdout.flush()
+def echo_data(text: str, *, json: bool = False) -> None:
+    """A bare value for scripts (a count, a revision, a line of history) on stdout,
+    through the output gate; ``json``: the text is JSON."""
+    from itemctl.core import sink
+
+    out = sink.stdout(json=json)
+    out.write(f"{text}\n")
+    out.flush()
 
 
 def must_ask(*, yes: bool, what: str) -> bool:

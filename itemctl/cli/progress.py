@@ -1,4 +1,5 @@
-"""The import progress bar: Rich on stderr, only when stderr is a terminal."""
+"""The progress bar of import, export, dump and restore: Rich on stderr, only when stderr
+is a terminal."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from contextlib import contextmanager
 from typing import IO
 
 from itemctl.core.logging import is_quiet
+
+# True while a bar is drawn: Ctrl-C, which ends the process at once (``cli.main``), then
+# clears the bar's line and shows the cursor again before its message.
+live = False
+RESTORE_TERMINAL = "\r\x1b[2K\x1b[?25h"
 
 
 @contextmanager
@@ -19,6 +25,7 @@ def import_progress(
     For a file, the bar shows the share of its bytes read; for stdin only rows and rows/s.
     Once everything is read, it names the phase the database is in (checking, writing).
     """
+    global live
     if not enabled or is_quiet() or not sys.stderr.isatty():
         yield None, None
         return
@@ -35,15 +42,24 @@ def import_progress(
     label = TextColumn("{task.description}")
     columns = [label, BarColumn(), TaskProgressColumn()] if total_bytes else [label]
     columns += [TextColumn("{task.fields[rows]:,} rows, {task.fields[rate]:,.0f} rows/s"), TimeElapsedColumn()]
-    with Progress(*columns, console=stderr_console(), transient=True) as progress:
-        task = progress.add_task(title, total=total_bytes, rows=0, rate=0.0)
+    # Never capture stdout or stderr into the display: data on stdout (`db dump > file`
+    # typed at a terminal) must reach its file, byte for byte.
+    progress = Progress(
+        *columns, console=stderr_console(), transient=True, redirect_stdout=False, redirect_stderr=False
+    )
+    with progress:
+        live = True
+        try:
+            task = progress.add_task(title, total=total_bytes, rows=0, rate=0.0)
 
-        def update(rows: int) -> None:
-            elapsed = progress.tasks[0].elapsed or 0
-            position = stream.tell() if total_bytes and not stream.closed else None
-            progress.update(task, completed=position, rows=rows, rate=rows / elapsed if elapsed else 0.0)
+            def update(rows: int) -> None:
+                elapsed = progress.tasks[0].elapsed or 0
+                position = stream.tell() if total_bytes and stream is not None and not stream.closed else None
+                progress.update(task, completed=position, rows=rows, rate=rows / elapsed if elapsed else 0.0)
 
-        def phase(name: str) -> None:
-            progress.update(task, description=name)
+            def phase(name: str) -> None:
+                progress.update(task, description=name)
 
-        yield update, phase
+            yield update, phase
+        finally:
+            live = False

@@ -90,6 +90,16 @@ class DatabaseTarget:
     def is_postgres(self) -> bool:
         return self.url.startswith("postgresql")
 
+    def files(self) -> dict[str, str]:
+        """The files a SQLite database lives in, each with how to name it (nothing for
+        PostgreSQL): no output of a command may land on one of them."""
+        if self.is_postgres:
+            return {}
+        path = self.url.partition("///")[2].partition("?")[0]
+        if not path or path == ":memory:":
+            return {}
+        return {path + suffix: f"the database file{' ' + suffix if suffix else ''}" for suffix in ("", "-wal", "-shm", "-journal")}
+
     def display(self) -> str:
         """The URL with its password hidden, and where it came from."""
         return f"{hide_password(self.url)} (from {self.source})"

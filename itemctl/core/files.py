@@ -1,91 +1,122 @@
 """The one way itemctl writes a file: beside the target, renamed into place on success.
 
-Every file itemctl writes (``items export --file``, ``items import --rejects``) goes
-through ``atomic_output``: a failure leaves no partial file and never touches an existing
-one, the new file gets the permissions any new file of the user gets (umask), and a
-target that is the command's own input is refused before anything is opened for writing.
+Every file itemctl writes (``items export --file``, ``items import --rejects``, ``db dump
+--file``) goes through ``atomic_output``, which hands the command a ``Sink`` (the output
+gate, ``itemctl.core.sink``):
+
+- a failure leaves no partial file and never touches an existing one; the new file gets
+  the permissions any new file of the user gets (umask);
+- a target that is a symlink is written through it: the file it points to is replaced,
+  the link stays;
+- a target that is not a regular file (a FIFO, ``/dev/stdout``, ``/dev/full``) receives
+  the content only once the command succeeded: it is spooled until then;
+- a target that is something the command reads (its input, the database file and its
+  companions) or another of its outputs is refused (exit 2) before anything is opened
+  for writing.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import IO
 
 from itemctl.core.errors import InvalidInput, UsageError
+from itemctl.core.sink import STDOUT, Sink
+
+STDIN = "-"
 
 
-def check_output_path(path: str, *, option: str, inputs: Sequence[str] = ()) -> None:
-    """Refuse a target that is one of ``inputs`` (exit 2) or cannot be written (exit 6).
+def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) -> None:  # noqa: B006 - never mutated
+    """Refuse a target that is one of ``reads`` (exit 2) or cannot be written (exit 6).
 
-    The same file is recognised by device and inode, so a symlink or a hard link to the
-    input is caught too; ``-`` among the inputs means standard input, which may be a file.
+    ``reads`` maps what the command reads or writes otherwise to how to name it: a path,
+    ``-`` for standard input, or ``STDOUT``. The same file is recognised by its resolved
+    path (for a file not created yet, such as a database's ``-wal``) and by device and
+    inode (a symlink or a hard link).
     """
+    if not path:
+        raise UsageError(f"{option} needs a path; it is empty", hint=f"give {option} a file name")
     try:
         target = os.stat(path)
     except FileNotFoundError:
         target = None
     except OSError as error:
         raise InvalidInput(f"cannot write {option} {path}: {error.strerror}") from None
-    if target is not None:
-        for source in inputs:
-            if _same_file(target, source):
-                raise UsageError(
-                    f"{option} {path} is the input file itself; it would be overwritten",
-                    hint=f"give {option} another path",
-                )
-        if stat.S_ISDIR(target.st_mode):
-            raise InvalidInput(f"cannot write {option} {path}: it is a directory")
-    directory = os.path.dirname(os.path.abspath(path))
+    if _is_special(target):
+        return  # a FIFO or a device (/dev/stdout on a pipe): written in place, at the end
+    resolved = os.path.realpath(path)
+    for source, what in reads.items():
+        if _same_file(resolved, target, source):
+            raise UsageError(
+                f"{option} {path} is {what}; it would be overwritten",
+                hint=f"give {option} another path",
+            )
+    if target is not None and stat.S_ISDIR(target.st_mode):
+        raise InvalidInput(f"cannot write {option} {path}: it is a directory")
+    directory = os.path.dirname(resolved)
     if not os.path.isdir(directory):
         raise InvalidInput(f"cannot write {option} {path}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK) and (target is None or stat.S_ISREG(target.st_mode)):
         raise InvalidInput(f"cannot write {option} {path}: directory {directory} is not writable")
 
 
-def _same_file(target: os.stat_result, source: str) -> bool:
+def _same_file(resolved: str, target: os.stat_result | None, source: str) -> bool:
     try:
-        other = os.fstat(sys.stdin.fileno()) if source == "-" else os.stat(source)
+        if source == STDIN:
+            other = os.fstat(sys.stdin.fileno())
+        elif source == STDOUT:
+            other = os.fstat(sys.stdout.fileno())
+        else:
+            if os.path.realpath(source) == resolved:
+                return True
+            other = os.stat(source)
     except (OSError, ValueError, AttributeError):
         return False
-    return (other.st_dev, other.st_ino) == (target.st_dev, target.st_ino) and stat.S_ISREG(other.st_mode)
+    if target is None or not stat.S_ISREG(other.st_mode):
+        return False
+    return (other.st_dev, other.st_ino) == (target.st_dev, target.st_ino)
 
 
 @contextmanager
 def atomic_output(
-    path: str, *, option: str, inputs: Sequence[str] = (), binary: bool = False
-) -> Iterator[IO]:
-    """A file object whose content becomes ``path`` only if the block succeeds.
+    path: str, *, option: str, reads: Mapping[str, str] = {}, json: bool = False  # noqa: B006 - never mutated
+) -> Iterator[Sink]:
+    """A sink whose content becomes ``path`` only if the block succeeds.
 
-    A target that exists and is not a regular file (``/dev/null``, a FIFO) is written in
-    place: renaming over it would replace the device, not write to it.
+    ``json``: the content is JSON text (see ``Sink``).
     """
-    check_output_path(path, option=option, inputs=inputs)
-    mode = "wb" if binary else "w"
-    encoding = None if binary else "utf-8"
-    newline = None if binary else ""
-    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-        with open(path, mode, encoding=encoding, newline=newline) as special:
-            yield special
-        return
-    directory = os.path.dirname(os.path.abspath(path))
+    check_output_path(path, option=option, reads=reads)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        special = _is_special(os.stat(path))
+    except OSError:
+        special = False
+    if special:
+        yield from _spooled(path, json=json)
+        return
+    resolved = os.path.realpath(path)
+    directory = os.path.dirname(resolved)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(resolved)}.", suffix=".tmp", dir=directory)
     except OSError as error:
         raise InvalidInput(f"cannot write {option} {path}: {error.strerror}") from None
     _temporaries.add(temporary)
+    out = os.fdopen(handle, "wb")
     try:
         os.chmod(temporary, 0o666 & ~_umask())
-        with os.fdopen(handle, mode, encoding=encoding, newline=newline) as out:
-            yield out
+        sink = Sink(out, target=path, kind="file", json=json)
+        yield sink
+        with sink.guard():
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, path)
+            out.close()
+        os.replace(temporary, resolved)
     except BaseException:
+        _close_quietly(out)  # what is still buffered would fail again; it is not wanted
         try:
             os.unlink(temporary)
         except FileNotFoundError:
@@ -93,6 +124,33 @@ def atomic_output(
         raise
     finally:
         _temporaries.discard(temporary)
+
+
+def _is_special(target: os.stat_result | None) -> bool:
+    """A FIFO, a socket or a device: written in place, never renamed over."""
+    return target is not None and not stat.S_ISREG(target.st_mode) and not stat.S_ISDIR(target.st_mode)
+
+
+def _close_quietly(out) -> None:
+    try:
+        out.close()
+    except OSError:
+        try:
+            os.close(out.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+def _spooled(path: str, *, json: bool) -> Iterator[Sink]:
+    """A FIFO or a device gets what the command wrote once it succeeded: renaming over it
+    would replace the device, not write to it; writing as we go would hand a reader
+    half a result of a command that then fails."""
+    with tempfile.TemporaryFile() as spool:
+        yield Sink(spool, target=path, kind="special", json=json)
+        spool.seek(0)
+        sink = Sink(spool, target=path, kind="special")
+        with sink.guard(), open(path, "wb") as out:
+            shutil.copyfileobj(spool, out)
 
 
 # Temporary files being written right now: an interrupted process removes them on its way

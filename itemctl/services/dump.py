@@ -1,7 +1,8 @@
 """``db dump`` and ``db restore``: an exact, validated, streaming copy between databases.
 
 A dump is JSON lines: a header (format, version, schema revision), then users, tags and
-items, each in id order, parents before children. Items name their owner by username and
+items, each in id order, parents before children, then a trailer with how many users,
+tags, items and links came before it, so that a dump cut short is told from a whole one. Items name their owner by username and
 their tags by name, and every record keeps its id and timestamps, so a dump of the
 embedded SQLite default restores into PostgreSQL (and back) and dumps again to the same
 bytes. Nothing volatile is written (no time of dumping).
@@ -26,6 +27,8 @@ from sqlalchemy import exc, func, select
 from sqlmodel import Session
 
 from itemctl.core.errors import ConflictError, InvalidInput, SchemaError, sqlstate_of
+from itemctl.core.sink import to_json
+from itemctl.core.text import fold_case
 from itemctl.models import KNOWN_REVISIONS, Item, ItemCreate, ItemTag, Tag, TagCreate, User, UserCreate
 from itemctl.services import audit
 from itemctl.services.common import describe_validation_error
@@ -33,7 +36,8 @@ from itemctl.services.items import _tag_names
 from itemctl.services.migrate import schema_revision
 
 FORMAT = "itemctl-dump"
-VERSION = 1
+VERSION = 2  # 2: the trailer line
+READABLE_VERSIONS = (1, 2)  # 1 has no trailer: it restores, with a warning
 BATCH = 1000
 KINDS = ("user", "tag", "item")  # the order records come in
 
@@ -44,7 +48,11 @@ def _when(moment: datetime) -> str:
 
 
 def _line(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return to_json(record, separators=(",", ":")) + "\n"
+
+
+def _trailer(counts: dict[str, int]) -> dict:
+    return {"type": "end", "users": counts["user"], "tags": counts["tag"], "items": counts["item"], "links": counts["link"]}
 
 
 # -- dump ---------------------------------------------------------------------------------
@@ -54,7 +62,7 @@ def dump(*, session: Session, out: IO[str], on_progress: Callable[[int], None] |
     """Write the whole database to ``out``; return how many records of each kind.
 
     ``on_progress`` is told how many records are written so far, every thousand items."""
-    counts = {kind: 0 for kind in KINDS}
+    counts = {kind: 0 for kind in KINDS} | {"link": 0}
     connection = session.connection()
     out.write(_line({"format": FORMAT, "version": VERSION, "revision": schema_revision(connection)}))
     users: dict[uuid.UUID, str] = {}
@@ -72,23 +80,25 @@ def dump(*, session: Session, out: IO[str], on_progress: Callable[[int], None] |
     for item in session.execute(select(Item).order_by(Item.id).execution_options(yield_per=BATCH)).scalars():
         batch.append(item)
         if len(batch) == BATCH:
-            counts["item"] += _write_items(session, batch, users, out)
+            _write_items(session, batch, users, out, counts)
             batch = []
             if on_progress:
-                on_progress(sum(counts.values()))
-    counts["item"] += _write_items(session, batch, users, out)
+                on_progress(counts["user"] + counts["tag"] + counts["item"])
+    _write_items(session, batch, users, out, counts)
+    out.write(_line(_trailer(counts)))
     return counts
 
 
-def _write_items(session: Session, batch: list[Item], users: dict[uuid.UUID, str], out: IO[str]) -> int:
+def _write_items(session: Session, batch: list[Item], users: dict[uuid.UUID, str], out: IO[str], counts: dict[str, int]) -> None:
     tags = _tag_names(session, [item.id for item in batch])
+    counts["item"] += len(batch)
+    counts["link"] += sum(len(names) for names in tags.values())
     for item in batch:
         out.write(_line({
             "type": "item", "id": str(item.id), "title": item.title, "description": item.description,
             "owner": users[item.owner_id], "tags": tags.get(item.id, []),
             "created_at": _when(item.created_at), "updated_at": _when(item.updated_at),
         }))
-    return len(batch)
 
 
 # -- restore ------------------------------------------------------------------------------
@@ -109,8 +119,12 @@ def restore(
     stream: IO[bytes],
     actor: str | None,
     on_progress: Callable[[int], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> RestoreSummary:
-    """Load a dump into this empty database at head, all of it or (on any error) nothing."""
+    """Load a dump into this empty database at head, all of it or (on any error) nothing.
+
+    A version-2 dump must end with its trailer, and the trailer must count what came
+    before it: a dump cut short (a copy interrupted, a full disk) restores nothing."""
     _require_empty(session)
     lines = _lines(stream)
     summary = RestoreSummary()
@@ -118,16 +132,32 @@ def restore(
     try:
         header_line, header = next(lines, (1, None))
         _check_header(header)
+        if header["version"] == 1 and on_notice:
+            on_notice("warning: this dump is format version 1, which has no trailer: whether it is complete cannot be checked")
         writer = _PostgresWriter(session) if session.get_bind().dialect.name == "postgresql" else _SqliteWriter(session)
         reader = _Records(writer)
+        last = header_line
+        trailer = None
         for number, record in lines:
+            last = number
+            if trailer is not None:
+                raise InvalidInput(f"line {number} of the dump comes after its trailer (line {trailer}); nothing was restored")
             try:
-                kind = reader.take(record)
+                if isinstance(record, dict) and record.get("type") == "end" and header["version"] >= 2:
+                    reader.check_trailer(record)
+                    trailer = number
+                    continue
+                kind = reader.take(record, number)
             except _Invalid as problem:
                 raise InvalidInput(f"line {number} of the dump: {problem}; nothing was restored") from None
             summary.counts[kind] += 1
             if on_progress and number % BATCH == 0:
                 on_progress(number)
+        if trailer is None and header["version"] >= 2:
+            raise InvalidInput(
+                f"the dump ends early at line {last + 1}: its trailer is missing (a copy cut short?); nothing was restored",
+                hint="take the dump again, or find the rest of the file",
+            )
         writer.finish()
     except BaseException as error:
         if writer is not None:
@@ -136,12 +166,28 @@ def restore(
             raise InvalidInput(f"line {header_line} of the dump: {error}; nothing was restored") from None
         # Wrapped by SQLAlchemy (SQLite) or straight from psycopg's COPY (PostgreSQL).
         if isinstance(error, exc.IntegrityError) or (sqlstate_of(error) or "").startswith("23"):
-            raise InvalidInput(
-                "the dump holds two users, tags or items with the same name; nothing was restored"
-            ) from None
+            raise InvalidInput(f"the dump {_repeated(error)}; nothing was restored") from None
         raise
     audit.record(session, actor=actor, action="db.restore", target=header["revision"], details=dict(summary.counts))
     return summary
+
+
+def _repeated(error: BaseException) -> str:
+    """What a unique index refused, in words: "holds the item id … twice"."""
+    driver = getattr(error, "orig", None) or error
+    detail = getattr(getattr(driver, "diag", None), "message_detail", None) or ""
+    # PostgreSQL: 'Key (id)=(…) already exists.'; SQLite: 'UNIQUE constraint failed: item.id'.
+    import re
+
+    found = re.match(r"Key \((?P<columns>[^)]*)\)=\((?P<value>.*)\) already exists", detail)
+    if found:
+        table = getattr(getattr(driver, "diag", None), "table_name", None) or "record"
+        columns = found["columns"].replace("lower(name)", "name")
+        return f"holds the {table} {columns} {found['value']} twice"
+    found = re.search(r"UNIQUE constraint failed: (?P<columns>[\w., ]+)", str(driver))
+    if found:
+        return f"holds two records with the same {found['columns']}"
+    return "holds two users, tags or items with the same id or name"
 
 
 def _require_empty(session: Session) -> None:
@@ -157,7 +203,7 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, object]]:
     """(line number, parsed JSON) for each non-empty line; the header is line 1."""
     for number, raw in enumerate(stream, start=1):
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as error:
             raise InvalidInput(f"line {number} of the dump is not UTF-8 (byte {error.start + 1}); nothing was restored") from None
         if not text.strip():
@@ -171,8 +217,11 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, object]]:
 def _check_header(header) -> None:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _Invalid(f'not an itemctl dump (the first line must be a header with "format": "{FORMAT}")')
-    if header.get("version") != VERSION:
-        raise _Invalid(f"dump format version {header.get('version')!r} is not one this itemctl reads ({VERSION})")
+    if header.get("version") not in READABLE_VERSIONS or isinstance(header.get("version"), bool):
+        raise _Invalid(
+            f"dump format version {header.get('version')!r} is not one this itemctl reads "
+            f"({', '.join(map(str, READABLE_VERSIONS))})"
+        )
     revision = header.get("revision")
     if revision not in KNOWN_REVISIONS:
         raise SchemaError(
@@ -220,8 +269,29 @@ class _Records:
         self.kind_index = 0
         self.users: dict[str, uuid.UUID] = {}
         self.tags: dict[str, uuid.UUID] = {}
+        # Where each user's and tag's id and name first appeared, to name a repeat by its
+        # line (items are too many to remember: their repeats are found by the indexes).
+        self.seen: dict[object, int] = {}
+        self.counts = {kind: 0 for kind in KINDS} | {"link": 0}
+        self.line = 0
 
-    def take(self, record) -> str:
+    def _once(self, key: object, what: str) -> None:
+        if key in self.seen:
+            raise _Invalid(f"{what} appears twice (first at line {self.seen[key]})")
+        self.seen[key] = self.line
+
+    def check_trailer(self, record: dict) -> None:
+        """The trailer counts what came before it; a difference means records were lost."""
+        expected = {"users": "user", "tags": "tag", "items": "item", "links": "link"}
+        if set(record) != {"type", *expected}:
+            raise _Invalid("the trailer must hold exactly type, users, tags, items and links")
+        for key, kind in expected.items():
+            stated = record[key]
+            if not isinstance(stated, int) or isinstance(stated, bool) or stated != self.counts[kind]:
+                raise _Invalid(f"the dump holds {self.counts[kind]} {key}, its trailer says {stated!r}")
+
+    def take(self, record, line: int = 0) -> str:
+        self.line = line
         if not isinstance(record, dict) or record.get("type") not in KINDS:
             raise _Invalid('a record must be an object with "type" user, tag or item')
         kind = record["type"]
@@ -235,19 +305,22 @@ class _Records:
                 [f"unknown field {name!r}" for name in sorted(unknown)] + [f"missing field {name!r}" for name in sorted(missing)]
             ))
         getattr(self, f"_{kind}")(record)
+        self.counts[kind] += 1
         return kind
 
     def _user(self, record: dict) -> None:
         user = _valid(UserCreate, {"username": record["username"], "email": record.get("email"), "is_admin": record["is_admin"]})
         if not isinstance(record["is_admin"], bool):
             raise _Invalid("is_admin: must be true or false")
-        if user.username in self.users:
-            raise _Invalid(f"username: {user.username!r} appears twice")
+        self._once(("user", user.username), f"username {user.username!r}")
+        self._once(("user id", _uuid(record)), f"user id {record['id']}")
         self.users[user.username] = _uuid(record)
         self.writer.user((self.users[user.username], user.username, user.email, user.is_admin, _moment(record, "created_at")))
 
     def _tag(self, record: dict) -> None:
         tag = _valid(TagCreate, {"name": record["name"]})
+        self._once(("tag", fold_case(tag.name)), f"tag name {tag.name!r}")
+        self._once(("tag id", _uuid(record)), f"tag id {record['id']}")
         self.tags[tag.name] = _uuid(record)
         self.writer.tag((self.tags[tag.name], tag.name))
 
@@ -264,6 +337,7 @@ class _Records:
                 raise _Invalid(f"tags: no tag {name!r} earlier in the dump")
             tag_ids.append(self.tags[name])
         item_id = _uuid(record)
+        self.counts["link"] += len(tag_ids)
         self.writer.item(
             (item_id, item.title, item.description, owner, _moment(record, "created_at"), _moment(record, "updated_at")),
             [(item_id, tag_id) for tag_id in tag_ids],

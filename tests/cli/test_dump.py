@@ -46,7 +46,8 @@ def test_a_dump_restores_across_backends_and_dumps_to_the_same_bytes(run, pg_url
     first = run("--database-url", source, "db", "dump")
     assert first.exit_code == 0, first
     header = json.loads(first.stdout.splitlines()[0])
-    assert header == {"format": "itemctl-dump", "version": 1, "revision": header["revision"]}
+    assert header == {"format": "itemctl-dump", "version": 2, "revision": header["revision"]}
+    assert json.loads(first.stdout.splitlines()[-1]) == {"type": "end", "users": 2, "tags": 8, "items": 10, "links": 11}
     dump_file = tmp_path / "dump.jsonl"
     dump_file.write_text(first.stdout, encoding="utf-8")
     restored = run("--database-url", target, "db", "restore", str(dump_file))
@@ -71,7 +72,7 @@ def test_a_corrupted_line_restores_nothing_and_is_named(run, pg_url, sqlite_url,
     broken.write_text("\n".join(lines) + "\n")
     result = run("--database-url", pg_url, "db", "restore", str(broken))
     assert result.exit_code == 6 and "line 7" in result.stderr, result
-    assert run("--database-url", pg_url, "db", "dump").stdout.count("\n") == 1  # the header only
+    assert run("--database-url", pg_url, "db", "dump").stdout.count("\n") == 2  # the header and the trailer
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,8 @@ def test_a_corrupted_line_restores_nothing_and_is_named(run, pg_url, sqlite_url,
     [
         (lambda lines: lines.__setitem__(0, json.dumps({"format": "itemctl-dump", "version": 1, "revision": "0099"})), 8, "0099"),
         (lambda lines: lines.__setitem__(0, '{"format": "pg_dump"}'), 6, "line 1"),
-        (lambda lines: lines.append(json.dumps({"type": "user", "id": "x"})), 6, "after the items"),
+        (lambda lines: lines.insert(-1, json.dumps({"type": "user", "id": "x"})), 6, "after the items"),
+        (lambda lines: lines.append(json.dumps({"type": "user", "id": "x"})), 6, "after its trailer"),
         (lambda lines: lines.insert(1, json.dumps({"type": "tag", "id": "00000000-0000-4000-8000-000000000001", "name": "bad\u001bname"})), 6, "\\x1b"),
     ],
 )
@@ -135,5 +137,75 @@ def test_a_dump_that_is_not_utf8_or_repeats_a_name_restores_nothing(run, pg_url,
             (tmp_path / name).write_bytes(data)
             result = run("--database-url", url, "db", "restore", str(tmp_path / name))
             assert result.exit_code == 6, (url, name, result)
-            assert ("line 2" in result.stderr) if name == "latin.jsonl" else ("same name" in result.stderr)
-        assert run("--database-url", url, "db", "dump").stdout.count("\n") == 1
+            assert ("line 2" in result.stderr) if name == "latin.jsonl" else (
+                "line 4 of the dump: tag name 'OPS' appears twice (first at line 3)" in result.stderr
+            ), result
+        assert run("--database-url", url, "db", "dump").stdout.count("\n") == 2
+
+
+def test_a_dump_cut_short_or_miscounted_restores_nothing(run, pg_url, sqlite_url, tmp_path):
+    source = sqlite_url("source.db")
+    fill(run, source, tmp_path)
+    lines = run("--database-url", source, "db", "dump").stdout.splitlines()
+    trailer = json.loads(lines[-1])
+    cases = {
+        # A copy interrupted at a line boundary: `head -n 8 full.jsonl > cut.jsonl`.
+        "cut.jsonl": (lines[:8], "the dump ends early at line 9"),
+        "miscounted.jsonl": (lines[:-1] + [json.dumps({**trailer, "items": 11})], "holds 10 items, its trailer says 11"),
+        "no-links.jsonl": (lines[:-1] + [json.dumps({**trailer, "links": 0})], "holds 11 links, its trailer says 0"),
+    }
+    for url in (pg_url, sqlite_url("target.db")):
+        for name, (content, named) in cases.items():
+            (tmp_path / name).write_text("\n".join(content) + "\n")
+            result = run("--database-url", url, "db", "restore", str(tmp_path / name))
+            assert result.exit_code == 6 and named in result.stderr, (url, name, result)
+            assert "nothing was restored" in result.stderr
+        assert run("--database-url", url, "--as", "root", "users", "list", "-o", "id").stdout == ""
+
+
+def test_a_version_1_dump_restores_with_a_warning(run, pg_url, sqlite_url, tmp_path):
+    source = sqlite_url("source.db")
+    fill(run, source, tmp_path)
+    lines = run("--database-url", source, "db", "dump").stdout.splitlines()
+    old = [json.dumps({**json.loads(lines[0]), "version": 1}, separators=(",", ":"))] + lines[1:-1]
+    (tmp_path / "v1.jsonl").write_text("\n".join(old) + "\n")
+    result = run("--database-url", pg_url, "db", "restore", str(tmp_path / "v1.jsonl"))
+    assert result.exit_code == 0, result
+    assert "completeness" in result.stderr or "whether it is complete cannot be checked" in result.stderr
+    assert run("--database-url", pg_url, "db", "dump").stdout.splitlines()[1:] == lines[1:]
+
+
+def test_a_compressed_dump_and_a_byte_order_mark(run, pg_url, sqlite_url, tmp_path):
+    import gzip
+
+    fill(run, pg_url, tmp_path)
+    packed = tmp_path / "backup.jsonl.gz"
+    assert run("--database-url", pg_url, "db", "dump", "--file", str(packed)).exit_code == 0
+    plain = run("--database-url", pg_url, "db", "dump").stdout
+    assert gzip.decompress(packed.read_bytes()).decode() == plain
+    again = tmp_path / "again.jsonl.gz"
+    run("--database-url", pg_url, "db", "dump", "--file", str(again))
+    assert again.read_bytes() == packed.read_bytes()  # nothing volatile, not even in gzip's header
+    target = sqlite_url("target.db")
+    restored = run("--database-url", target, "db", "restore", str(packed))
+    assert restored.exit_code == 0, restored
+    assert run("--database-url", target, "db", "dump").stdout == plain
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + plain.encode())
+    assert run("--database-url", sqlite_url("bom.db"), "db", "restore", str(tmp_path / "bom.jsonl")).exit_code == 0
+
+
+def test_a_dump_never_lands_on_its_own_database(run, tmp_path):
+    database = tmp_path / "items.db"
+    url = f"sqlite:///{database}"
+    assert run("--database-url", url, "db", "migrate").exit_code == 0
+    assert run("--database-url", url, "--as", "root", "items", "create", "kept").exit_code == 0
+    before = database.read_bytes()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(database)
+    for target in (database, link, f"{database}-wal", f"{database}-journal"):
+        result = run("--database-url", url, "db", "dump", "--file", str(target))
+        assert result.exit_code == 2 and "the database file" in result.stderr, (target, result)
+        exported = run("--database-url", url, "--as", "root", "items", "export", "--file", str(target))
+        assert exported.exit_code == 2 and "the database file" in exported.stderr, (target, exported)
+    assert database.read_bytes() == before and link.is_symlink()
+    assert run("--database-url", url, "--as", "root", "items", "list", "-o", "id").stdout.count("\n") == 1

@@ -1,0 +1,357 @@
+"""The output gate (contract §5, §6, §9): every format and every sink.
+
+Each test runs itemctl as a real process, with its stdout or stderr on a pseudo-terminal,
+a pipe that closes early, a full device or a file, as an operator's shell would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import process_env, run_process
+
+
+def with_stderr_on_a_terminal(args: list[str], *, stdout, **env: str) -> tuple[int, str]:
+    """Run itemctl with stderr on a pseudo-terminal (a person watching) and stdout where
+    the caller sends it; return the exit code and what the terminal showed."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "itemctl", *args], stdin=subprocess.DEVNULL, stdout=stdout, stderr=follower,
+        env=process_env(**env),
+    )
+    os.close(follower)
+    seen = _drain(leader)
+    return process.wait(timeout=120), seen
+
+
+def _drain(leader: int) -> str:
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return seen.decode(errors="replace")
+
+
+def uuid_key(url: str):
+    """A UUID as the backend stores it: native on PostgreSQL, 32 hex digits on SQLite."""
+    return (lambda u: u) if "postgresql" in url else (lambda u: u.hex)
+
+
+def fill_items(url: str, count: int) -> None:
+    """``count`` items of one user, straight through SQL (quick, and as another program would)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    key = uuid_key(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        owner = key(uuid.uuid4())
+        connection.execute(
+            text('INSERT INTO "user" (id, username, is_admin, created_at) VALUES (:id, \'bulk\', false, CURRENT_TIMESTAMP)'),
+            {"id": owner},
+        )
+        connection.execute(
+            text("INSERT INTO item (id, title, owner_id, created_at, updated_at) VALUES (:id, :title, :owner, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+            [{"id": key(uuid.uuid4()), "title": f"item {i:06d}", "owner": owner} for i in range(count)],
+        )
+    engine.dispose()
+
+
+@pytest.fixture
+def big_url(backend):
+    fill_items(backend.url, 3000)
+    return backend.url
+
+
+def test_a_dump_redirected_at_a_terminal_is_the_same_as_with_file(big_url, tmp_path):
+    """`itemctl db dump > backup.jsonl` typed at a terminal used to write an empty file."""
+    with_file = tmp_path / "with-file.jsonl"
+    code, _ = with_stderr_on_a_terminal(["--database-url", big_url, "db", "dump", "--file", str(with_file)], stdout=subprocess.DEVNULL)
+    assert code == 0
+    redirected = tmp_path / "redirected.jsonl"
+    with open(redirected, "wb") as out:
+        code, screen = with_stderr_on_a_terminal(["--database-url", big_url, "db", "dump"], stdout=out)
+    assert code == 0, screen
+    assert redirected.read_bytes() == with_file.read_bytes() and redirected.stat().st_size > 100_000
+    assert '"type":"item"' not in screen and "dumped 1 user(s), 0 tag(s), 3000 item(s)" in screen
+    # Through a pipe (`db dump | gzip > x.gz`) the same bytes arrive.
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "itemctl", "--database-url", big_url, "db", "dump"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower, env=process_env(),
+    )
+    os.close(follower)
+    piped = process.stdout.read()
+    _drain(leader)
+    assert process.wait(timeout=120) == 0 and piped == with_file.read_bytes()
+
+
+def test_import_and_restore_with_stderr_on_a_terminal_leave_stdout_alone(big_url, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\n" + "".join(f"row {i}\n" for i in range(3000)))
+    out = tmp_path / "summary.json"
+    with open(out, "wb") as stdout:
+        code, screen = with_stderr_on_a_terminal(
+            ["--database-url", big_url, "--as", "alice", "items", "import", str(rows), "-o", "json"], stdout=stdout
+        )
+    assert code == 0, screen
+    assert json.loads(out.read_text())["inserted"] == 3000 and "{" not in screen
+    exported = tmp_path / "export.csv"
+    with open(exported, "wb") as stdout:
+        code, screen = with_stderr_on_a_terminal(["--database-url", big_url, "--as", "alice", "items", "export"], stdout=stdout)
+    assert code == 0 and exported.read_text().count("\n") == 6001 and "row 1" not in screen
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["items", "list", "--limit", "3000"],
+        ["items", "list", "--limit", "3000", "-o", "json"],
+        ["items", "export"],
+        ["items", "export", "--format", "jsonl"],
+        ["db", "dump"],
+    ],
+    ids=lambda c: " ".join(c),
+)
+def test_a_reader_that_goes_away_ends_the_command_quietly(big_url, command):
+    """`itemctl items list | head -1`: exit 0, nothing on stderr (ripgrep's choice)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "itemctl", "--database-url", big_url, "--as", "bulk", *command],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=process_env(),
+    )
+    first = process.stdout.readline()
+    process.stdout.close()  # as head does after its first line
+    stderr = process.stderr.read().decode()
+    assert first and process.wait(timeout=120) == 0, stderr
+    assert stderr == "", stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "target"),
+    [
+        (["items", "export", "--file", "/dev/full"], "/dev/full"),
+        (["items", "list", "-o", "json"], "standard output"),
+        (["items", "list"], "standard output"),
+        (["db", "dump"], "standard output"),
+        (["db", "dump", "--file", "/dev/full"], "/dev/full"),
+        (["items", "export"], "standard output"),
+    ],
+    ids=lambda c: " ".join(c) if isinstance(c, list) else c,
+)
+def test_a_full_disk_is_exit_6_naming_the_target(big_url, command, target):
+    with open("/dev/full", "wb") as full:
+        completed = subprocess.run(
+            [sys.executable, "-m", "itemctl", "--database-url", big_url, "--as", "bulk", *command],
+            stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE, env=process_env(), timeout=120,
+        )
+    stderr = completed.stderr.decode()
+    assert completed.returncode == 6, stderr
+    assert stderr.startswith(f"error: cannot write {target}: No space left on device") and stderr.count("\n") == 1, stderr
+
+
+def _limited_file_size():
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+
+@pytest.mark.parametrize("command", [["items", "export", "--file"], ["db", "dump", "--file"]], ids=lambda c: " ".join(c))
+def test_a_file_too_large_leaves_the_target_as_it_was(big_url, tmp_path, command):
+    (tmp_path / "out").mkdir()
+    target = tmp_path / "out" / "previous.out"
+    target.write_text("yesterday's good copy\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "itemctl", "--database-url", big_url, "--as", "bulk", *command, str(target)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=process_env(), timeout=120,
+        preexec_fn=_limited_file_size,
+    )
+    assert completed.returncode == 6, completed.stderr
+    assert f"error: cannot write {target}: File too large" in completed.stderr
+    assert target.read_text() == "yesterday's good copy\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["previous.out"]  # no temporary left
+
+
+def test_a_symlinked_target_is_written_through_the_link(backend, tmp_path):
+    fill_items(backend.url, 3)
+    dated = tmp_path / "2026-12-03.csv"
+    dated.write_text("old\n")
+    latest = tmp_path / "latest.csv"
+    latest.symlink_to(dated.name)
+    result = run_process("--database-url", backend.url, "--as", "bulk", "items", "export", "--file", str(latest), env=process_env())
+    assert result.exit_code == 0, result
+    assert latest.is_symlink() and os.readlink(latest) == dated.name
+    assert dated.read_text().count("\n") == 4
+
+
+def test_rejects_are_checked_before_the_import_and_reach_a_stream_only_after_commit(backend, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\ngood one\n\nbad\x1bone\n")
+    env = process_env()
+    empty = run_process("--database-url", backend.url, "items", "import", str(rows), "--rejects", "", env=env)
+    assert empty.exit_code == 2 and "--rejects needs a path" in empty.stderr, empty
+    assert backend.rows("SELECT count(*) FROM item") == [(0,)]
+    conflicting = tmp_path / "conflict.csv"
+    conflicting.write_text("title\nfresh\nsame\nbad\x1bline\n")
+    run_process("--database-url", backend.url, "items", "create", "same", env=env)
+    failed = run_process("--database-url", backend.url, "items", "import", str(conflicting), "--rejects", "/dev/stdout", env=env)
+    assert failed.exit_code == 4 and failed.stdout == "", failed  # nothing reached stdout: nothing was imported
+    done = run_process("--database-url", backend.url, "items", "import", str(rows), "--rejects", "/dev/stdout", env=env)
+    assert done.exit_code == 0, done
+    assert [json.loads(line)["line"] for line in done.stdout.splitlines()] == [4]
+    assert "\\u001b" in done.stdout  # JSON, escaped
+
+
+def test_an_output_never_lands_on_what_the_command_reads(tmp_path):
+    database = tmp_path / "items.db"
+    url = f"sqlite:///{database}"
+    env = process_env()
+    assert run_process("--database-url", url, "db", "migrate", env=env).exit_code == 0
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\nkept\n")
+    for rejects in (str(database), f"{database}-wal", str(rows)):
+        result = run_process("--database-url", url, "items", "import", str(rows), "--rejects", rejects, env=env)
+        assert result.exit_code == 2 and "it would be overwritten" in result.stderr, (rejects, result)
+    summary = tmp_path / "summary.json"
+    with open(summary, "w") as out:
+        completed = subprocess.run(
+            [sys.executable, "-m", "itemctl", "--database-url", url, "items", "import", str(rows), "--rejects", str(summary), "-o", "json"],
+            stdout=out, stderr=subprocess.PIPE, text=True, env=env, timeout=60,
+        )
+    assert completed.returncode == 2 and "standard output" in completed.stderr, completed.stderr
+    assert run_process("--database-url", url, "items", "count", env=env).stdout == "0\n"
+
+
+HOSTILE = {
+    "ansi": "T\x1b[31mRED",
+    "osc52": "clip\x1b]52;c;aGVsbG8=\x07",
+    "clear": "wipe\x1b[2J",
+    "c1": "csi\u009b31m",
+    "bidi": "txt.\u202eexe",
+    "cr": "over\rwrite",
+    "markup": "[bold]x[/bold]",
+}
+RAW = ("\x1b", "\x07", "\u009b", "\u202e", "\r")
+
+
+def store_hostile(url: str) -> None:
+    """Values written by another program, past itemctl's own input rules."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    key = uuid_key(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        owner = key(uuid.uuid4())
+        connection.execute(
+            text('INSERT INTO "user" (id, username, email, is_admin, created_at) VALUES (:id, \'web\', :email, true, CURRENT_TIMESTAMP)'),
+            {"id": owner, "email": "x\x1b[2J@example.com"},
+        )
+        for name, value in HOSTILE.items():
+            item, tag = key(uuid.uuid4()), key(uuid.uuid4())
+            connection.execute(
+                text("INSERT INTO item (id, title, description, owner_id, created_at, updated_at) VALUES (:id, :title, :title, :owner, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                {"id": item, "title": value, "owner": owner},
+            )
+            connection.execute(text("INSERT INTO tag (id, name) VALUES (:id, :name)"), {"id": tag, "name": f"{name}{value}"})
+            connection.execute(text("INSERT INTO item_tag (item_id, tag_id) VALUES (:item, :tag)"), {"item": item, "tag": tag})
+        connection.execute(
+            text("INSERT INTO audit_log (at, actor, db_role, action, target, details) VALUES (CURRENT_TIMESTAMP, :actor, 'x', 'items.create', :target, '{}')"),
+            {"actor": "web\x1b]0;owned\x07", "target": "t\u202eexe"},
+        )
+    engine.dispose()
+
+
+def on_stdout_terminal(args: list[str], **env: str) -> tuple[int, str]:
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "itemctl", *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+        env=process_env(**env),
+    )
+    os.close(follower)
+    seen = _drain(leader).replace("\r\n", "\n")  # the terminal's own line endings (onlcr)
+    return process.wait(timeout=60), seen
+
+
+@pytest.mark.parametrize("fmt", ["table", "wide", "json", "ndjson", "csv", "id"])
+def test_every_format_on_a_terminal_shows_stored_controls_escaped(backend, fmt):
+    store_hostile(backend.url)
+    for command in (["items", "list"], ["users", "list"], ["tags", "list"], ["audit", "list"]):
+        code, screen = on_stdout_terminal(["--database-url", backend.url, "--as", "web", *command, "-o", fmt], COLUMNS="100")
+        assert code == 0, (command, screen)
+        for raw in RAW:
+            assert raw not in screen, (command, fmt, raw, screen)
+    code, screen = on_stdout_terminal(["--database-url", backend.url, "--as", "web", "items", "export"])
+    assert code == 0 and not any(raw in screen for raw in RAW), screen
+
+
+def test_json_escapes_controls_everywhere_and_csv_stays_exact_off_a_terminal(backend):
+    store_hostile(backend.url)
+    env = process_env()
+    as_json = run_process("--database-url", backend.url, "--as", "web", "items", "list", "-o", "json", env=env)
+    assert as_json.exit_code == 0
+    for raw in RAW:
+        assert raw not in as_json.stdout, raw
+    assert "\\u009b" in as_json.stdout and "\\u202e" in as_json.stdout and "\\u001b" in as_json.stdout
+    assert sorted(i["title"] for i in json.loads(as_json.stdout)) == sorted(HOSTILE.values())  # lossless
+    exported = run_process("--database-url", backend.url, "--as", "web", "items", "export", "--format", "jsonl", env=env)
+    assert "\u202e" not in exported.stdout and "\\u202e" in exported.stdout
+    as_csv = run_process("--database-url", backend.url, "--as", "web", "items", "list", "-o", "csv", env=env)
+    assert "T\x1b[31mRED" in as_csv.stdout and "csi\u009b31m" in as_csv.stdout  # byte-exact in a pipe
+
+
+@pytest.mark.parametrize("columns", [40, 80, 100])
+def test_a_table_that_cannot_fit_turns_expanded_and_loses_nothing(backend, columns):
+    fill_items(backend.url, 2)
+    run_process("--database-url", backend.url, "--as", "dev-user", "items", "create", "a title", "--tag", "alpha", "--tag", "beta", env=process_env())
+    for fmt in ("table", "wide"):
+        code, screen = on_stdout_terminal(["--database-url", backend.url, "--as", "dev-user", "items", "list", "-o", fmt], COLUMNS=str(columns))
+        assert code == 0, screen
+        lines = screen.splitlines()
+        assert "dev-user" in screen and "alpha, beta" in screen, screen
+        for column in ("id", "title", "owner", "tags", "updated_at") + (("created_at", "description") if fmt == "wide" else ()):
+            assert column in screen, (column, screen)
+        if "┃" in screen:  # a table: as wide as the terminal at most, its borders whole
+            assert all(len(line) <= columns for line in lines), screen
+            assert all(line.endswith(("┓", "┃", "┩", "│", "┘")) for line in lines if line.strip()), screen
+    code, screen = on_stdout_terminal(["--database-url", backend.url, "--as", "dev-user", "items", "list"], COLUMNS="80")
+    assert "┃" in screen  # the default table fits 80 columns
+
+
+def test_ctrl_c_during_a_progress_bar_shows_the_cursor_again(backend, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\n" + "".join(f"row {i}\n" for i in range(400_000)))
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "itemctl", "--database-url", backend.url, "items", "import", "-"],
+        stdin=open(rows, "rb"), stdout=subprocess.DEVNULL, stderr=follower, env=process_env(),
+    )
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"rows/s" not in seen and time.monotonic() < deadline:
+        seen += os.read(leader, 65536)
+    process.send_signal(signal.SIGINT)
+    seen += _drain(leader).encode()
+    text = seen.decode(errors="replace")
+    assert process.wait(timeout=60) == 130, text[-2000:]
+    assert "\x1b[?25l" in text, text  # the bar hid the cursor
+    after = text[text.rindex("\x1b[?25l"):]
+    assert "\x1b[?25h" in after, repr(text[-300:])
+    assert "\r\x1b[2K\x1b[?25herror: interrupted" in text, repr(text[-300:])
