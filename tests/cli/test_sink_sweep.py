@@ -6,7 +6,7 @@ sequences, an OSC 52 clipboard write, a C1 CSI, a right-to-left override, ``\\r`
 markup), each invocation runs three times at once, with stdout:
 
 - on a pseudo-terminal: no raw control character may reach it;
-- on a pipe whose reader already left: exit 0, nothing on stderr;
+- on a pipe whose reader already left: exit 0, no error on stderr;
 - on ``/dev/full``: exit 6 naming standard output (or 0 when nothing was to be printed).
 
 Never exit 1, never a traceback. Both backends.
@@ -130,8 +130,13 @@ def test_every_printing_command_in_every_format_on_every_sink(request, backend_n
             assert code != 1 and "Traceback" not in stderr and "internal error" not in stderr, (sink, argv, code, stderr)
             for raw in RAW:
                 assert raw not in seen and raw not in stderr.replace("\r\n", "\n"), (sink, argv, raw, seen, stderr)
-        assert results["gone"][0] == 0 and results["gone"][2] == "", (argv, results["gone"])
+        # Quietly: the command's own notices may show, but no error about the reader.
+        assert results["gone"][0] == 0 and "error" not in results["gone"][2], (argv, results["gone"])
         code, _, stderr = results["full"]
-        assert code == 6 and stderr.startswith("error: cannot write standard output: No space left on device"), (argv, code, stderr)
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        if results["terminal"][1].strip():  # the command prints data: it cannot, and says so
+            assert code == 6 and errors == ["error: cannot write standard output: No space left on device"], (argv, code, stderr)
+        else:
+            assert code == 0 and errors == [], (argv, code, stderr)
         assert results["terminal"][0] == 0, (argv, results["terminal"])
     print(f"\nsink sweep on {backend_name}: {swept}")

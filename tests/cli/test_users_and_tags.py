@@ -216,7 +216,8 @@ def test_confirmation_is_asked_before_any_lock_is_taken(run, pg_url):
             conn.execute("UPDATE item SET description = 'touched meanwhile' WHERE id = %s", (item["id"],))
             seen["locks"] = conn.execute(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE a.application_name = 'itemctl' AND l.locktype IN ('relation', 'tuple', 'transactionid')"
+                "WHERE a.application_name = 'itemctl' AND a.datname = current_database() "
+                "AND l.locktype IN ('relation', 'tuple', 'transactionid')"
             ).fetchone()[0]
         return True
 
