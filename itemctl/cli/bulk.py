@@ -115,7 +115,7 @@ def import_command(
         on_progress, on_phase = stack.enter_context(
             import_progress(enabled=not no_progress, stream=raw, total_bytes=size)
         )
-        session, actor = stack.enter_context(command_session(ctx.obj, rollback=dry_run))
+        session, actor = stack.enter_context(command_session(ctx.obj, rollback=dry_run, stage_first=True))
         summary = bulk.import_items(
             session=session,
             actor=actor,

@@ -18,7 +18,9 @@ def _names(ctx, sql: str, incomplete: str) -> list[str]:
 
         root = ctx.find_root().params if ctx is not None else {}
         state = State(database_url=root.get("database_url"), environment=root.get("env"), connect_timeout=2)
-        with state.engine().connect() as connection:
+        from itemctl.core.db import reader
+
+        with reader(state.engine()) as connection:
             rows = connection.execute(text(sql), {"prefix": incomplete.lower() + "%", "limit": LIMIT})
             return [row[0] for row in rows]
     except Exception:

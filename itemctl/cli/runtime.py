@@ -86,12 +86,15 @@ def database_errors(state: State) -> Iterator[None]:
 
 @contextmanager
 def command_session(
-    state: State, *, actor: bool = True, writes: bool = True, rollback: bool = False
+    state: State, *, actor: bool = True, writes: bool = True, rollback: bool = False, stage_first: bool = False
 ) -> Iterator[tuple[Session, User | None]]:
     """Open the command's transaction, check the schema and resolve the actor.
 
-    A command that only reads (``writes=False``) never creates its actor. With
-    ``rollback`` (a dry run) the transaction is rolled back even on success.
+    A command that only reads (``writes=False``) never creates its actor, and on SQLite
+    never waits for a writer. With ``rollback`` (a dry run) the transaction is rolled
+    back even on success. With ``stage_first`` (an import) a SQLite transaction begins as
+    a reader: the write lock, and the actor's creation, wait until the service has staged
+    its input and calls ``session.info[TAKE_WRITE_LOCK]``, which returns the actor then.
     """
     from itemctl.core.db import session_scope
     from itemctl.services import migrate
@@ -102,17 +105,31 @@ def command_session(
         engine = state.engine()
         if config.database.embedded:
             _migrate_embedded(engine)
-        with session_scope(engine, rollback=rollback) as session:
+        late = writes and stage_first and engine.dialect.name == "sqlite"
+        with session_scope(engine, rollback=rollback, writes=writes and not late) as session:
             migrate.require_head(session.connection())
-            user = None
-            if actor:
-                user = resolve_actor(
+
+            def the_actor(create: bool) -> User:
+                return resolve_actor(
                     session=session,
                     username=config.user,
                     email=config.email,
                     environment=config.environment,
-                    create=writes,
+                    create=create,
                 )
+
+            user = the_actor(writes and not late) if actor else None
+            if late:
+                from itemctl.core.db import begin_writing
+                from itemctl.services.bulk import TAKE_WRITE_LOCK
+
+                def take_write_lock() -> User | None:
+                    begin_writing(session)
+                    # A new transaction: what the first one read is looked at again.
+                    migrate.require_head(session.connection())
+                    return the_actor(True) if actor else None
+
+                session.info[TAKE_WRITE_LOCK] = take_write_lock
             yield session, user
 
 

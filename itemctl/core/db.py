@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlmodel import Session
 
 from itemctl.core.config import DatabaseTarget
@@ -125,15 +125,23 @@ def _null_pool():
     return NullPool
 
 
-def _sqlite_transactions(engine: Engine) -> None:
-    """Foreign keys on, and BEGIN emitted by us so DDL is transactional too.
+# The execution option that says how a transaction on SQLite begins (see below).
+SQLITE_BEGIN = "itemctl_sqlite_begin"
 
-    The recipe from SQLAlchemy's SQLite dialect documentation ("Serializable isolation /
-    Savepoints / Transactional DDL").
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """WAL, full durability, foreign keys on, and BEGIN emitted by us so DDL is
+    transactional too.
+
+    BEGIN is ours as in the recipe from SQLAlchemy's SQLite dialect documentation
+    ("Serializable isolation / Savepoints / Transactional DDL"); how it begins is chosen
+    per transaction (``SQLITE_BEGIN``), see ``_on_begin``.
     """
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, connection_record):
+        import sqlite3
+
         dbapi_connection.isolation_level = None
         # SQLite's own lower() folds ASCII only; PostgreSQL's folds every script. The
         # same rule on both: Python's, registered under the same name (it also serves
@@ -141,14 +149,54 @@ def _sqlite_transactions(engine: Engine) -> None:
         dbapi_connection.create_function("lower", 1, unicode_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        # WAL: readers see the last commit and never wait for a writer, nor a writer for
+        # them. The mode is stored in the file, so this converts a database once (and is
+        # a no-op afterwards); a file we may not write keeps its mode, and the command's
+        # own statements then say what is wrong with it.
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            pass
+        # FULL: a COMMIT waits for the WAL to reach the disk, so a committed command
+        # survives a power cut (WAL's usual NORMAL may lose the last commits).
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        # IMMEDIATE: take the write lock now, waiting up to the busy timeout for another
-        # writer. A deferred transaction that reads and then writes gets SQLITE_BUSY at
-        # once, without waiting, when another connection wrote in between.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE (the default) takes the write lock at BEGIN, waiting for another
+        # writer up to the busy timeout (--lock-timeout). It is the only way a writer can
+        # wait: a DEFERRED transaction that has read and then writes asks for the lock
+        # without the busy handler, and when another connection committed since it read
+        # it gets SQLITE_BUSY(_SNAPSHOT) at once, whatever the timeout. So a writing
+        # command begins IMMEDIATE, and an import begins it only after its input is
+        # staged (``begin_writing``). DEFERRED is for commands that only read: in WAL
+        # they take no lock at all and never wait.
+        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get(SQLITE_BEGIN, 'IMMEDIATE')}")
+
+
+def reader(engine: Engine) -> Connection:
+    """A connection for reading only: on SQLite its transactions begin DEFERRED, so it
+    never waits for a writer (use it as a context manager, as ``engine.connect()``)."""
+    return engine.connect().execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+
+
+def begin_writing(session: Session) -> None:
+    """End a SQLite session's deferred transaction, and begin the next one IMMEDIATE:
+    the write lock, waited for up to the busy timeout.
+
+    For a command that reads (and stages into temporary tables) before it writes: the
+    deferred transaction must have written nothing to the database itself, which this
+    COMMIT only ends. Its temporary tables stay (they belong to the connection, which the
+    session keeps, see ``session_scope``). A no-op on PostgreSQL, where row locks are
+    taken by the writes themselves.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite" or connection.get_execution_options().get(SQLITE_BEGIN) != "DEFERRED":
+        return
+    session.commit()
+    connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+    session.connection()  # BEGIN IMMEDIATE, now
 
 
 # True while a COMMIT is under way: an interruption then cannot say whether it happened.
@@ -173,12 +221,19 @@ def _commit(session: Session) -> None:
 
 
 @contextmanager
-def session_scope(engine: Engine, *, rollback: bool = False) -> Iterator[Session]:
+def session_scope(engine: Engine, *, rollback: bool = False, writes: bool = True) -> Iterator[Session]:
     """One transaction for the whole command: commit on success, roll back otherwise.
 
-    ``rollback`` rolls back even on success (dry runs).
+    ``rollback`` rolls back even on success (dry runs). On SQLite, ``writes`` False
+    begins the transaction DEFERRED (a reader that never waits) and True IMMEDIATE;
+    ``begin_writing`` turns the first into the second. The session keeps one connection
+    for the whole command, so temporary tables outlive that change.
     """
-    session = Session(engine, expire_on_commit=False)
+    connection = None
+    if engine.dialect.name == "sqlite":
+        connection = engine.connect()
+        connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE" if writes else "DEFERRED"})
+    session = Session(connection if connection is not None else engine, expire_on_commit=False)
     try:
         yield session
         if rollback:
@@ -193,3 +248,5 @@ def session_scope(engine: Engine, *, rollback: bool = False) -> Iterator[Session
         raise
     finally:
         session.close()
+        if connection is not None:
+            connection.close()

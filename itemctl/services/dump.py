@@ -15,6 +15,7 @@ memory holds the users' and tags' ids, never the items.
 from __future__ import annotations
 
 import json
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -407,35 +408,59 @@ class _PostgresWriter:
 
 
 class _SqliteWriter:
-    """The embedded default: batched inserts through the ORM's tables."""
+    """The embedded default: executemany in batches on the sqlite3 connection under the
+    session (the same transaction), each value stored as its model column's type stores
+    it. The rows come in id order with their own ids, so each table's B-trees grow at their
+    ends; items go in before their links, users and tags before the items."""
+
+    COLUMNS = {
+        "user": ("id", "username", "email", "is_admin", "created_at"),
+        "tag": ("id", "name"),
+        "item": ("id", "title", "description", "owner_id", "created_at", "updated_at"),
+        "item_tag": ("item_id", "tag_id"),
+    }
 
     def __init__(self, session: Session) -> None:
-        self.session = session
-        self.pending: dict[str, list[dict]] = {"user": [], "tag": [], "item": [], "item_tag": []}
+        connection = session.connection()
+        self.cursor = connection.connection.driver_connection.cursor()
+        self.pending: dict[str, list[tuple]] = {kind: [] for kind in self.COLUMNS}
+        self.statements: dict[str, str] = {}
+        self.convert: dict[str, list] = {}
+        for kind, columns in self.COLUMNS.items():
+            table = {"user": User, "tag": Tag, "item": Item, "item_tag": ItemTag}[kind].__table__
+            self.statements[kind] = (
+                f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+            )
+            processors = [table.c[name].type.bind_processor(connection.dialect) for name in columns]
+            self.convert[kind] = [p or (lambda value: value) for p in processors]
 
-    def _add(self, kind: str, values: dict) -> None:
-        self.pending[kind].append(values)
+    def _add(self, kind: str, row: tuple) -> None:
+        self.pending[kind].append(tuple(f(v) for f, v in zip(self.convert[kind], row)))
         if len(self.pending[kind]) >= BATCH:
             self._flush(kind)
 
     def _flush(self, kind: str) -> None:
-        table = {"user": User, "tag": Tag, "item": Item, "item_tag": ItemTag}[kind].__table__
         if self.pending[kind]:
-            self.session.execute(table.insert(), self.pending[kind])
+            try:
+                self.cursor.executemany(self.statements[kind], self.pending[kind])
+            except sqlite3.IntegrityError as error:
+                # As SQLAlchemy would have raised it: restore() names it (two rows, one name).
+                raise exc.IntegrityError(self.statements[kind], None, error) from error
             self.pending[kind] = []
 
     def user(self, row: tuple) -> None:
-        self._add("user", dict(zip(("id", "username", "email", "is_admin", "created_at"), row)))
+        self._add("user", row)
 
     def tag(self, row: tuple) -> None:
         self._flush("user")
-        self._add("tag", dict(zip(("id", "name"), row)))
+        self._add("tag", row)
 
     def item(self, row: tuple, links: list[tuple]) -> None:
         self._flush("user")  # parents first, also when the dump has no tags
         self._flush("tag")
-        self.pending["item"].append(dict(zip(("id", "title", "description", "owner_id", "created_at", "updated_at"), row)))
-        self.pending["item_tag"].extend({"item_id": item_id, "tag_id": tag_id} for item_id, tag_id in links)
+        convert = self.convert["item_tag"]
+        self.pending["item"].append(tuple(f(v) for f, v in zip(self.convert["item"], row)))
+        self.pending["item_tag"].extend(tuple(f(v) for f, v in zip(convert, link)) for link in links)
         if len(self.pending["item"]) >= BATCH or len(self.pending["item_tag"]) >= BATCH:
             self._flush("item")  # the items before their links
             self._flush("item_tag")

@@ -30,7 +30,7 @@ from itemctl.core.errors import (
     QUERY_CANCELED,
     READ_ONLY,
 )
-from itemctl.core.db import lock_holders
+from itemctl.core.db import lock_holders, reader
 from itemctl.models import KNOWN_REVISIONS, SCHEMA_HEAD
 from itemctl.services.common import Notify, quiet
 
@@ -447,7 +447,7 @@ def history_order() -> list[str]:
 def resolve_downgrade_target(engine: Engine, target: str) -> str:
     """The revision to downgrade to: ``-N`` steps back, ``base``, or a revision below the
     database's own; anything else (past the base, head, a revision above) is exit 8."""
-    with engine.connect() as connection:
+    with reader(engine) as connection:
         current = schema_revision(connection)
     if current is None:
         raise SchemaError("the database has no itemctl schema; nothing to downgrade")
@@ -510,7 +510,7 @@ def history(current: str | None = None) -> list[Revision]:
 
 
 def current(engine: Engine) -> str | None:
-    with engine.connect() as connection:
+    with reader(engine) as connection:
         return schema_revision(connection)
 
 
@@ -532,7 +532,7 @@ def check(engine: Engine) -> CheckResult:
     from sqlmodel import SQLModel
 
     head = head_revision()
-    with engine.connect() as connection:
+    with reader(engine) as connection:
         current_rev = schema_revision(connection)
         differences: list[str] = []
         if current_rev == head:

@@ -373,3 +373,16 @@ def test_a_file_of_mostly_distinct_tags_keeps_the_lookups_bounded(session, alice
     names = set(session.exec(select(Tag.name)).all())
     assert names == {"shared"} | {f"own{i}" for i in range(2500)}
     assert len(session.exec(select(ItemTag)).all()) == 5000
+
+
+def test_an_admin_no_longer_admin_when_the_lock_is_taken_imports_only_their_own(session, admin, alice):
+    from itemctl.models import User
+
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("only SQLite takes the write lock after staging")
+    # What the command's lock-taking function returns: the actor as it is by then.
+    session.info[bulk.TAKE_WRITE_LOCK] = lambda: User(id=admin.id, username="admin", is_admin=False)
+    rows = as_csv([{"title": "mine", "owner": "admin"}, {"title": "hers", "owner": "alice"}])
+    with pytest.raises(PermissionDenied, match=r"line 3 \(row 2\): only an admin may import items for another user \(owner 'alice'"):
+        run_import(session, admin, rows)
+    assert session.exec(select(Item)).all() == []

@@ -16,7 +16,7 @@ Arrows point one way: pipeline → direct → loaders → loader → validation 
 
 from itemctl.services.bulk.export import export_items
 from itemctl.services.bulk.loader import ImportOptions, Mode, Rejects, where
-from itemctl.services.bulk.pipeline import ImportSummary, import_items
+from itemctl.services.bulk.pipeline import TAKE_WRITE_LOCK, ImportSummary, import_items
 from itemctl.services.bulk.readers import FIELDS, Format, Record, decompressed, format_from_name, read_records
 from itemctl.services.bulk.validation import ValidRow, validate
 
@@ -28,6 +28,7 @@ __all__ = [
     "Mode",
     "Record",
     "Rejects",
+    "TAKE_WRITE_LOCK",
     "ValidRow",
     "decompressed",
     "export_items",

@@ -55,10 +55,13 @@ def require_permission(row: ValidRow, username: str, is_admin: bool) -> None:
 
     The actor comes as plain values, read once: this runs for every row."""
     if row.owner != username and not is_admin:
-        raise PermissionDenied(
-            f"{where(row.line, row.row)}: only an admin may import items for another user "
-            f"(owner {row.owner!r}; you are {username!r})"
-        )
+        raise _not_yours(row.line, row.row, row.owner, username)
+
+
+def _not_yours(line: int, row: int, owner: str, username: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"{where(line, row)}: only an admin may import items for another user (owner {owner!r}; you are {username!r})"
+    )
 
 
 class Rejects:
@@ -169,6 +172,15 @@ class Loader(ABC):
             rejects.write(line, row, f"owner: unknown user {owner!r}", json.loads(source))
         for line, row, owner, title, source in self._query(REJECT_DUPLICATES):
             rejects.write(line, row, f"title: {title!r} for owner {owner!r} appears on an earlier line", json.loads(source))
+
+    def require_own_rows(self, username: str) -> None:
+        """``require_permission`` over the staged rows, for an actor who is no admin."""
+        rows = self._query(
+            "SELECT line, rownum, owner FROM import_row WHERE owner <> :username ORDER BY rownum LIMIT 1",
+            username=username,
+        )
+        if rows:
+            raise _not_yours(*rows[0], username)
 
     def check_conflicts(self) -> None:
         rows = self._query(CONFLICTS, limit=MAX_REPORTED)

@@ -44,38 +44,77 @@ class ImportSummary:
 
 
 
+# session.info key: for a command that stages its input before it writes (an import on
+# SQLite), a function that takes the write lock and returns the actor as it is then
+# (created on first use, as a writing command's actor is). Absent: the transaction may
+# write already.
+TAKE_WRITE_LOCK = "itemctl.take_write_lock"
+
+
 def import_items(*, session: Session, actor: User, stream: IO[bytes], options: ImportOptions) -> ImportSummary:
     """Import items from ``stream``: all of it, or (on any error) nothing."""
     started = time.perf_counter()
     default_owner = options.owner or actor.username
+    _require_default_owner(actor, default_owner)
+    # A fallback to the staged path says nothing twice (--exclusive's notices).
+    options = replace(options, on_notice=_once(options.on_notice))
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        loader: Loader = PostgresLoader(session, connection, options)
+        # A savepoint: a failed import leaves the session as it found it. (Asking for the
+        # connection emits the SAVEPOINT now; the work below bypasses the ORM.)
+        with session.begin_nested():
+            session.connection()
+            summary = None
+            if direct.applies(connection.dialect.name, options, stream):
+                summary = _load_direct(connection, actor, default_owner, stream, options)
+            if summary is None:
+                summary, invalid = _stage(loader, actor, default_owner, stream, options)
+                _check_and_write(loader, options, invalid, summary)
+            _audit(session, actor, options, summary)
+    else:
+        loader = SqliteLoader(session, connection, options)
+        # The input is read and staged (into temporary tables, which take no lock) before
+        # the write lock is asked for: a pipe from another itemctl command on the same
+        # file can run to its end meanwhile, and other writers wait only for the writes.
+        summary, invalid = _stage(loader, actor, default_owner, stream, options)
+        take_write_lock = session.info.pop(TAKE_WRITE_LOCK, None)
+        if take_write_lock is not None:
+            actor = _after_lock(loader, actor, take_write_lock(), default_owner)
+        with session.begin_nested():
+            session.connection()
+            _check_and_write(loader, options, invalid, summary)
+            _audit(session, actor, options, summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _require_default_owner(actor: User, default_owner: str) -> None:
     if default_owner != actor.username and not actor.is_admin:
         raise PermissionDenied(
             f"only an admin may import items for another user (you are {actor.username!r}, not an admin)"
         )
-    # A fallback to the staged path says nothing twice (--exclusive's notices).
-    options = replace(options, on_notice=_once(options.on_notice))
-    connection = session.connection()
-    loader: Loader = (PostgresLoader if connection.dialect.name == "postgresql" else SqliteLoader)(
-        session, connection, options
+
+
+def _after_lock(loader: Loader, staged_as: User, actor: User | None, default_owner: str) -> User:
+    """The actor once the write lock is held; if it stopped being an admin since the rows
+    were staged, its rows are checked again (set-based) as staging checked them."""
+    if actor is None:
+        return staged_as
+    if staged_as.is_admin and not actor.is_admin:
+        _require_default_owner(actor, default_owner)
+        loader.require_own_rows(actor.username)
+    return actor
+
+
+def _audit(session: Session, actor: User, options: ImportOptions, summary: ImportSummary) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action="items.import",
+        target=options.source,
+        details={**summary.counts(), "mode": options.mode, "exclusive": options.exclusive},
     )
-    # A savepoint: a failed import leaves the session as it found it. (Asking for the
-    # connection emits the SAVEPOINT now; the work below bypasses the ORM.)
-    with session.begin_nested():
-        session.connection()
-        summary = None
-        if direct.applies(connection.dialect.name, options, stream):
-            summary = _load_direct(connection, actor, default_owner, stream, options)
-        if summary is None:
-            summary = _load_staged(loader, actor, default_owner, stream, options)
-        audit.record(
-            session,
-            actor=actor,
-            action="items.import",
-            target=options.source,
-            details={**summary.counts(), "mode": options.mode, "exclusive": options.exclusive},
-        )
-    summary.seconds = time.perf_counter() - started
-    return summary
 
 
 def _once(notify):
@@ -119,8 +158,8 @@ def _load_direct(connection, actor: User, default_owner: str, stream: IO[bytes],
     return ImportSummary(read=read, inserted=read, timings=load.timings)
 
 
-def _load_staged(loader: Loader, actor: User, default_owner: str, stream: IO[bytes], options: ImportOptions) -> ImportSummary:
-    """Stage every row, check set-based, then write."""
+def _stage(loader: Loader, actor: User, default_owner: str, stream: IO[bytes], options: ImportOptions) -> tuple[ImportSummary, Problems]:
+    """Read, validate and stage every row; the invalid ones are set aside or listed."""
     summary = ImportSummary()
     invalid = Problems()
     username, is_admin = actor.username, actor.is_admin
@@ -142,8 +181,7 @@ def _load_staged(loader: Loader, actor: User, default_owner: str, stream: IO[byt
     if options.on_progress:
         options.on_progress(summary.read)
     summary.timings["stage"] = time.perf_counter() - phase_started
-    _check_and_write(loader, options, invalid, summary)
-    return summary
+    return summary, invalid
 
 
 def _check_and_write(loader: Loader, options: ImportOptions, invalid: Problems, summary: ImportSummary) -> None:
