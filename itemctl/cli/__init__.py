@@ -191,12 +191,13 @@ def _stop_now(signum, frame) -> None:
 
     discard_temporaries()
     database = sys.modules.get("itemctl.core.db")
-    if database is not None and database.committing:
+    # Either module may be half imported when Ctrl-C comes.
+    if getattr(database, "committing", False):
         message = "error: interrupted during COMMIT: the change may or may not have been applied"
     else:
         message = "error: interrupted; nothing was changed (the transaction is rolled back)"
     progress = sys.modules.get("itemctl.cli.progress")
-    if progress is not None and progress.live:
+    if getattr(progress, "live", False):
         message = progress.RESTORE_TERMINAL + message
     try:
         os.write(2, (message + "\n").encode())
@@ -207,7 +208,12 @@ def _stop_now(signum, frame) -> None:
 def _main(args: list[str]) -> int:
     if args and args[0] == "--version" and (len(args) == 1 or args[1:] in VERSION_AS_JSON):
         # Scripts and shells ask this often: answer before Typer builds the command tree.
-        print(version_text(as_json=len(args) > 1))
+        try:
+            print(version_text(as_json=len(args) > 1), flush=True)
+        except OSError as error:
+            from itemctl.core.sink import output_error
+
+            return _fail(output_error(error, "standard output"))
         return 0
     for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
         try:
@@ -228,6 +234,9 @@ def _fail(error: ItemctlError) -> int:
         silence_stdout()
         if error.exit_code == 0:
             return 0
+        database = sys.modules.get("itemctl.core.db")
+        if database is not None and database.committed:
+            error.message += "; the change itself was committed"
     if _traceback_wanted():
         _print_traceback(error)
     _error(error.message, error.hint)
@@ -245,7 +254,11 @@ def _run(args: list[str]) -> int:
     except typer.TyperException as error:  # usage errors: unknown option, missing argument
         _error(error.format_message(), "see --help")
         return getattr(error, "exit_code", 2)
-    except typer.Abort:
+    except typer.Abort as error:
+        if isinstance(error.__cause__, EOFError):  # click's word for an input that ends early
+            from itemctl.core.errors import InvalidInput
+
+            return _fail(InvalidInput(f"the input ends early: {error.__cause__ or 'unexpected end of data'}"))
         _error("aborted")
         return 130
     except KeyboardInterrupt:

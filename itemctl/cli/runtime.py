@@ -107,6 +107,7 @@ def command_session(
             _migrate_embedded(engine)
         late = writes and stage_first and engine.dialect.name == "sqlite"
         with session_scope(engine, rollback=rollback, writes=writes and not late) as session:
+            session.info["writes"] = writes  # a commit then is a change (see core.db.committed)
             migrate.require_head(session.connection())
 
             def the_actor(create: bool) -> User:

@@ -96,6 +96,10 @@ class DatabaseTarget:
         if self.is_postgres:
             return {}
         path = self.url.partition("///")[2].partition("?")[0]
+        if path.startswith("file:"):  # a URI file name (?uri=true)
+            from urllib.parse import unquote
+
+            path = unquote(path.removeprefix("file:"))
         if not path or path == ":memory:":
             return {}
         return {path + suffix: f"the database file{' ' + suffix if suffix else ''}" for suffix in ("", "-wal", "-shm", "-journal")}

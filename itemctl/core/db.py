@@ -201,14 +201,17 @@ def begin_writing(session: Session) -> None:
 
 # True while a COMMIT is under way: an interruption then cannot say whether it happened.
 committing = False
+# True once this process committed a change: an output that fails afterwards says so.
+committed = False
 
 
 def _commit(session: Session) -> None:
     """COMMIT; when the connection drops during it, nobody can say whether it happened."""
-    global committing
+    global committing, committed
     committing = True
     try:
         session.commit()
+        committed = committed or session.info.get("writes", False)
     except exc.DBAPIError as error:
         if is_unreachable(error):
             raise DatabaseUnavailable(

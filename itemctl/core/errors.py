@@ -173,6 +173,8 @@ def classify(error: BaseException, *, database: str = "the database") -> Itemctl
             f"{primary_message(error).rstrip('.')}",
             hint="see `itemctl db history` for the revisions this itemctl knows",
         )
+    if type(error).__name__ == "BadGzipFile" or isinstance(error, EOFError):
+        return InvalidInput(f"the compressed input is not whole gzip: {error}", hint="check the file, or drop .gz from its name")
     if isinstance(error, OSError) and getattr(error, "filename", None):
         return InvalidInput(f"cannot use {error.filename}: {error.strerror or primary_message(error)}")
     return None
@@ -223,7 +225,7 @@ def _classify_database(error: BaseException, database: str) -> ItemctlError | No
             f"the server cancelled a statement ({why}: {reason}); nothing was changed",
             hint="raise the server's statement_timeout, or run the command when the server is less busy",
         )
-    if name in _SQLITE_UNUSABLE:
+    if name.startswith(_SQLITE_UNUSABLE):  # extended codes too: SQLITE_IOERR_SHMSIZE
         return DatabaseUnavailable(f"{database} is not usable: {reason}")
     if sqlstate.startswith(UNDEFINED_OBJECT_SQLSTATES) or "no such table" in reason or "no such column" in reason:
         return SchemaError(

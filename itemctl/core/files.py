@@ -48,7 +48,11 @@ def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) 
     except OSError as error:
         raise InvalidInput(f"cannot write {option} {path}: {error.strerror}") from None
     if _is_special(target):
-        return  # a FIFO or a device (/dev/stdout on a pipe): written in place, at the end
+        # A FIFO or a device (/dev/stdout on a pipe): written in place, at the end; it may
+        # still be the pipe the command prints on.
+        if STDOUT in reads and _same_stream(target, sys.stdout):
+            raise UsageError(f"{option} {path} is {reads[STDOUT]}; the two would be mixed", hint=f"give {option} another path")
+        return
     resolved = os.path.realpath(path)
     for source, what in reads.items():
         if _same_file(resolved, target, source):
@@ -63,6 +67,14 @@ def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) 
         raise InvalidInput(f"cannot write {option} {path}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK) and (target is None or stat.S_ISREG(target.st_mode)):
         raise InvalidInput(f"cannot write {option} {path}: directory {directory} is not writable")
+
+
+def _same_stream(target: os.stat_result, stream) -> bool:
+    try:
+        other = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (other.st_dev, other.st_ino) == (target.st_dev, target.st_ino)
 
 
 def _same_file(resolved: str, target: os.stat_result | None, source: str) -> bool:
@@ -148,9 +160,13 @@ def _spooled(path: str, *, json: bool) -> Iterator[Sink]:
     with tempfile.TemporaryFile() as spool:
         yield Sink(spool, target=path, kind="special", json=json)
         spool.seek(0)
-        sink = Sink(spool, target=path, kind="special")
-        with sink.guard(), open(path, "wb") as out:
-            shutil.copyfileobj(spool, out)
+        with Sink(spool, target=path, kind="special").guard(), open(path, "wb") as out:
+            if out.isatty():  # /dev/tty, or /dev/stdout on a terminal: shown as data
+                shown = Sink(out, target=path, kind="terminal")
+                while block := spool.read(1 << 16):
+                    shown.write(block)
+            else:
+                shutil.copyfileobj(spool, out)
 
 
 # Temporary files being written right now: an interrupted process removes them on its way

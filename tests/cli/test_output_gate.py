@@ -168,7 +168,7 @@ def _limited_file_size():
     import resource
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
-    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))  # above SQLite's 32 KiB -shm file
 
 
 @pytest.mark.parametrize("command", [["items", "export", "--file"], ["db", "dump", "--file"]], ids=lambda c: " ".join(c))
@@ -355,3 +355,53 @@ def test_ctrl_c_during_a_progress_bar_shows_the_cursor_again(backend, tmp_path):
     after = text[text.rindex("\x1b[?25l"):]
     assert "\x1b[?25h" in after, repr(text[-300:])
     assert "\r\x1b[2K\x1b[?25herror: interrupted" in text, repr(text[-300:])
+
+
+# -- found by an hour of exploratory use -------------------------------------------------------
+
+
+def test_a_sqlite_uri_file_name_does_not_get_past_the_database_guard(tmp_path):
+    env = process_env()
+    plain = f"sqlite:///{tmp_path / 'a.db'}"
+    assert run_process("--database-url", plain, "db", "migrate", env=env).exit_code == 0
+    before = (tmp_path / "a.db").read_bytes()
+    result = run_process("--database-url", f"sqlite:///file:{tmp_path / 'a.db'}?uri=true", "db", "dump", "--file", str(tmp_path / "a.db"), env=env)
+    assert result.exit_code == 2 and "the database file" in result.stderr, result
+    assert (tmp_path / "a.db").read_bytes() == before
+
+
+def test_version_and_a_committed_change_on_a_full_disk(backend):
+    with open("/dev/full", "wb") as full:
+        version = subprocess.run([sys.executable, "-m", "itemctl", "--version"], stdout=full, stderr=subprocess.PIPE, text=True, env=process_env())
+        created = subprocess.run(
+            [sys.executable, "-m", "itemctl", "--database-url", backend.url, "--as", "ann", "items", "create", "kept"],
+            stdout=full, stderr=subprocess.PIPE, text=True, env=process_env(),
+        )
+    assert version.returncode == 6 and version.stderr == "error: cannot write standard output: No space left on device\n"
+    assert created.returncode == 6 and created.stderr.endswith("No space left on device; the change itself was committed\n")
+    assert backend.rows("SELECT title FROM item") == [("kept",)]
+    gone = subprocess.Popen([sys.executable, "-m", "itemctl", "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=process_env())
+    gone.stdout.close()
+    assert gone.wait(timeout=60) == 0 and gone.stderr.read() == b""
+
+
+def test_a_compressed_input_cut_short_or_not_gzip_is_exit_6(backend, tmp_path):
+    import gzip
+
+    env = process_env()
+    whole = tmp_path / "rows.csv.gz"
+    whole.write_bytes(gzip.compress(("title\n" + "".join(f"row {i}\n" for i in range(2000))).encode()))
+    (tmp_path / "cut.csv.gz").write_bytes(whole.read_bytes()[:300])
+    (tmp_path / "plain.csv.gz").write_text("title\nplain\n")
+    for name in ("cut.csv.gz", "plain.csv.gz"):
+        result = run_process("--database-url", backend.url, "items", "import", str(tmp_path / name), env=env)
+        assert result.exit_code == 6 and "not whole gzip" in result.stderr, (name, result)
+    assert backend.rows("SELECT count(*) FROM item") == [(0,)]
+
+
+def test_rejects_on_the_pipe_the_summary_goes_to_is_refused(backend, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\nfine\n")
+    result = run_process("--database-url", backend.url, "items", "import", str(rows), "--rejects", "/dev/stdout", "-o", "json", env=process_env())
+    assert result.exit_code == 2 and "standard output" in result.stderr, result
+    assert backend.rows("SELECT count(*) FROM item") == [(0,)]
