@@ -53,6 +53,7 @@ def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) 
         if STDOUT in reads and _same_stream(target, sys.stdout):
             raise UsageError(f"{option} {path} is {reads[STDOUT]}; the two would be mixed", hint=f"give {option} another path")
         return
+    _refuse_planted_link(path, option)
     resolved = os.path.realpath(path)
     for source, what in reads.items():
         if _same_file(resolved, target, source):
@@ -67,6 +68,25 @@ def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) 
         raise InvalidInput(f"cannot write {option} {path}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK) and (target is None or stat.S_ISREG(target.st_mode)):
         raise InvalidInput(f"cannot write {option} {path}: directory {directory} is not writable")
+
+
+def _refuse_planted_link(path: str, option: str) -> None:
+    """A symlink in a world-writable sticky directory (``/tmp``) that someone else owns is
+    not followed, as the kernel's ``fs.protected_symlinks`` refuses it to ``open()``:
+    another user must not choose which of our files a command replaces."""
+    try:
+        link = os.lstat(path)
+        if not stat.S_ISLNK(link.st_mode):
+            return
+        directory = os.stat(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return
+    sticky_and_shared = directory.st_mode & stat.S_ISVTX and directory.st_mode & stat.S_IWOTH
+    if sticky_and_shared and link.st_uid not in (os.geteuid(), directory.st_uid):
+        raise UsageError(
+            f"{option} {path} is a symbolic link another user owns in a shared directory; it is not followed",
+            hint=f"give {option} a path of your own",
+        )
 
 
 def _same_stream(target: os.stat_result, stream) -> bool:
@@ -119,7 +139,13 @@ def atomic_output(
     _temporaries.add(temporary)
     out = os.fdopen(handle, "wb")
     try:
-        os.chmod(temporary, 0o666 & ~_umask())
+        # A file that exists keeps its permissions (a private backup stays private); a new
+        # one gets what any new file of the user gets.
+        try:
+            mode = stat.S_IMODE(os.stat(resolved).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.chmod(temporary, mode)
         sink = Sink(out, target=path, kind="file", json=json)
         yield sink
         with sink.guard():

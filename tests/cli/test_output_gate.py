@@ -405,3 +405,22 @@ def test_rejects_on_the_pipe_the_summary_goes_to_is_refused(backend, tmp_path):
     result = run_process("--database-url", backend.url, "items", "import", str(rows), "--rejects", "/dev/stdout", "-o", "json", env=process_env())
     assert result.exit_code == 2 and "standard output" in result.stderr, result
     assert backend.rows("SELECT count(*) FROM item") == [(0,)]
+
+
+def test_a_replaced_file_keeps_its_permissions_and_a_planted_link_is_refused(backend, tmp_path):
+    fill_items(backend.url, 2)
+    env = process_env()
+    private = tmp_path / "backup.jsonl"
+    private.write_text("old\n")
+    private.chmod(0o600)
+    assert run_process("--database-url", backend.url, "db", "dump", "--file", str(private), env=env).exit_code == 0
+    assert (private.stat().st_mode & 0o777) == 0o600 and private.read_text().startswith('{"format"')
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    planted = shared / "report.csv"
+    planted.symlink_to(private)
+    os.lchown(planted, 65534, 65534)  # owned by nobody, as if another user had planted it
+    result = run_process("--database-url", backend.url, "--as", "bulk", "items", "export", "--file", str(planted), env=env)
+    assert result.exit_code == 2 and "another user owns" in result.stderr, result
+    assert private.read_text().startswith('{"format"')
