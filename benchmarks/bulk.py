@@ -34,36 +34,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
+
+from timing import Run, print_ratios, print_runs, run
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNERS = 100
 TAGS = 50
-
-
-@dataclass
-class Run:
-    seconds: float
-    peak_rss_mb: float | None = None
-    phases: str = ""  # itemctl's own phase timings (-v), when it printed them
-
-
-def run(argv: list[str], *, stdout=subprocess.DEVNULL, env=None) -> Run:
-    """Run a process to completion; its own wall time and peak RSS (wait4)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv[:6])}... failed:\n{stderr}")
-    phases = [line.removeprefix("import timings: ") for line in stderr.splitlines() if line.startswith("import timings: ")]
-    return Run(elapsed, usage.ru_maxrss / 1024, phases[-1] if phases else "")
 
 
 class Server:
@@ -252,28 +232,16 @@ def measure(server: Server, rows: int, keep: Path | None, quick: bool = False, r
 
 
 def report(rows: int, results: dict[str, Run]) -> None:
-    print(f"{'step':45} {'seconds':>8} {'rows/s':>10} {'peak RSS':>9}")
-    for name, result in results.items():
-        rss = f"{result.peak_rss_mb:.0f} MB" if name[0] in "bcsu" else ""
-        print(f"{name:45} {result.seconds:8.2f} {rows / result.seconds:10,.0f} {rss:>9}")
-    for name, result in results.items():
-        if result.phases:
-            print(f"  phases of {name.split()[0]}: {result.phases}")
+    print_runs(rows, results, rss_for="bcsu")
     a = results["a  psql \\copy (baseline)"].seconds
-    targets = [
+    d = results["d  psql \\copy (select ...) to stdout"].seconds if "d  psql \\copy (select ...) to stdout" in results else None
+    print_ratios(results, [
         ("(b)/(a)  import", "b  itemctl import", a, 1.05),
         ("(b')/(a) import --exclusive", "b' itemctl import --exclusive", a, 0.5),
         ("(s)/(a)  import --mode skip", "s  itemctl import --mode skip (all present)", a, 1.5),
         ("(u)/(a)  import --mode upsert", "u  itemctl import --mode upsert (all present)", a, 1.5),
-        ("(c)/(d)  export", "c  itemctl export --format csv", None, 1.1),
-    ]
-    ratios = []
-    for label, key, base, target in targets:
-        if key in results:
-            base = base or results["d  psql \\copy (select ...) to stdout"].seconds
-            ratios.append((label, results[key].seconds / base, target))
-    for name, ratio, target in ratios:
-        print(f"{name:32} {ratio:5.2f}x   (target <= {target}x: {'met' if ratio <= target else 'MISSED'})")
+        ("(c)/(d)  export", "c  itemctl export --format csv", d, 1.1),
+    ])
 
 
 def main() -> None:

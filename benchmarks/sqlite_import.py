@@ -28,37 +28,16 @@ import os
 import random
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
+
+from timing import Run, print_ratios, print_runs, run
 
 OWNERS = 100
 TAGS = 50
 NOW = "2026-01-01 00:00:00.000000"  # how SQLite holds itemctl's timestamps
-
-
-@dataclass
-class Run:
-    seconds: float
-    peak_rss_mb: float | None = None
-    phases: str = ""  # itemctl's own phase timings (-v), when it printed them
-
-
-def run(argv: list[str], *, stdout=subprocess.DEVNULL) -> Run:
-    """Run a process to completion; its own wall time and peak RSS (wait4)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv[:8])}... failed:\n{stderr}")
-    phases = [line.removeprefix("import timings: ") for line in stderr.splitlines() if line.startswith("import timings: ")]
-    return Run(elapsed, usage.ru_maxrss / 1024, phases[-1] if phases else "")
 
 
 def itemctl(database: Path, *args: str) -> list[str]:
@@ -176,23 +155,14 @@ def measure(rows: int, keep: Path | None) -> dict[str, Run]:
 
 
 def report(rows: int, results: dict[str, Run]) -> None:
-    print(f"{'step':45} {'seconds':>8} {'rows/s':>10} {'peak RSS':>9}")
-    for name, result in results.items():
-        print(f"{name:45} {result.seconds:8.2f} {rows / result.seconds:10,.0f} {result.peak_rss_mb:6.0f} MB")
-    for name, result in results.items():
-        if result.phases:
-            print(f"  phases of {name.split()[0]}: {result.phases}")
+    print_runs(rows, results)
     floor = results["f  sqlite3 executemany (floor)"].seconds
-    targets = [
-        ("(b)/(f)  import", "b  itemctl import", 2.0),
-        ("(s)/(f)  import --mode skip", "s  itemctl import --mode skip (all present)", 3.0),
-        ("(u)/(f)  import --mode upsert", "u  itemctl import --mode upsert (all present)", 3.0),
-        ("(r)/(f)  db restore", "r  itemctl db restore (of (b)'s dump)", 1.5),
-    ]
-    for label, key, target in targets:
-        if key in results:
-            ratio = results[key].seconds / floor
-            print(f"{label:32} {ratio:5.2f}x   (target <= {target}x: {'met' if ratio <= target else 'MISSED'})")
+    print_ratios(results, [
+        ("(b)/(f)  import", "b  itemctl import", floor, 2.0),
+        ("(s)/(f)  import --mode skip", "s  itemctl import --mode skip (all present)", floor, 3.0),
+        ("(u)/(f)  import --mode upsert", "u  itemctl import --mode upsert (all present)", floor, 3.0),
+        ("(r)/(f)  db restore", "r  itemctl db restore (of (b)'s dump)", floor, 1.5),
+    ])
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
 

@@ -227,15 +227,15 @@ def _main(args: list[str]) -> int:
 
 
 def _fail(error: ItemctlError) -> int:
-    if error.exit_code == 0 or getattr(error, "target", None) == "standard output":
-        # The reader of the output went away (the command is done), or stdout is full.
-        from itemctl.core.sink import silence_stdout
+    from itemctl.core.sink import STDOUT, OutputFailed, ReaderGone, silence_stdout
 
+    if isinstance(error, ReaderGone) or (isinstance(error, OutputFailed) and error.target == STDOUT):
+        # The reader of the output went away (the command is done), or stdout is full:
+        # what is still buffered must not fail again when the interpreter exits.
         silence_stdout()
-        if error.exit_code == 0:
+        if isinstance(error, ReaderGone):
             return 0
-        database = sys.modules.get("itemctl.core.db")
-        if database is not None and database.committed:
+        if getattr(sys.modules.get("itemctl.core.db"), "committed", False):
             error.message += "; the change itself was committed"
     if _traceback_wanted():
         _print_traceback(error)

@@ -168,7 +168,7 @@ def export_command(
         typer.Option("--format", help="csv or jsonl [default: from the --file extension (.csv, .jsonl, .ndjson), else csv]."),
     ] = None,
     file: Annotated[
-        Optional[str], typer.Option("--file", metavar="PATH", help="Write here (atomically) instead of stdout.")
+        Optional[str], typer.Option("--file", metavar="PATH", help="Write here (atomically) instead of stdout; a name ending in .gz is compressed.")
     ] = None,
 ) -> None:
     """Export items, oldest first, in a format `items import` reads back.

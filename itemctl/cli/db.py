@@ -303,7 +303,7 @@ def dump_command(
         else:
             # Contexts exit in reverse: the transaction ends before the file is renamed.
             out = stack.enter_context(atomic_output(file, option="--file", reads=state.config().database.files()))
-        text = stack.enter_context(sink.text_lines(out, compress=bool(file and file.lower().endswith(".gz"))))
+        text = stack.enter_context(sink.text_lines(out))
         # The data is its own progress when it scrolls past on the terminal.
         on_progress, _ = stack.enter_context(
             import_progress(enabled=not out.terminal, stream=None, total_bytes=None, title="dumping")

@@ -4,10 +4,11 @@ Every file itemctl writes (``items export --file``, ``items import --rejects``, 
 --file``) goes through ``atomic_output``, which hands the command a ``Sink`` (the output
 gate, ``itemctl.core.sink``):
 
-- a failure leaves no partial file and never touches an existing one; the new file gets
-  the permissions any new file of the user gets (umask);
+- a failure leaves no partial file and never touches an existing one; a file replaced
+  keeps its permissions, a new one gets what any new file of the user gets (umask);
 - a target that is a symlink is written through it: the file it points to is replaced,
-  the link stays;
+  the link stays (unless another user planted it in a shared sticky directory);
+- a name ending in ``.gz`` is written gzipped (``db dump``, ``items export``, ``--rejects``);
 - a target that is not a regular file (a FIFO, ``/dev/stdout``, ``/dev/full``) receives
   the content only once the command succeeded: it is spooled until then;
 - a target that is something the command reads (its input, the database file and its
@@ -26,18 +27,19 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from itemctl.core.errors import InvalidInput, UsageError
-from itemctl.core.sink import STDOUT, Sink
+from itemctl.core.sink import STDOUT, Sink, compressed
 
 STDIN = "-"
 
 
-def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) -> None:  # noqa: B006 - never mutated
-    """Refuse a target that is one of ``reads`` (exit 2) or cannot be written (exit 6).
+def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) -> os.stat_result | None:  # noqa: B006 - never mutated
+    """Refuse a target that is one of ``reads`` (exit 2) or cannot be written (exit 6);
+    return what the target is now (None: it does not exist yet).
 
     ``reads`` maps what the command reads or writes otherwise to how to name it: a path,
     ``-`` for standard input, or ``STDOUT``. The same file is recognised by its resolved
     path (for a file not created yet, such as a database's ``-wal``) and by device and
-    inode (a symlink or a hard link).
+    inode (a symlink, a hard link, ``/dev/stdout``).
     """
     if not path:
         raise UsageError(f"{option} needs a path; it is empty", hint=f"give {option} a file name")
@@ -47,20 +49,19 @@ def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) 
         target = None
     except OSError as error:
         raise InvalidInput(f"cannot write {option} {path}: {error.strerror}") from None
-    if _is_special(target):
-        # A FIFO or a device (/dev/stdout on a pipe): written in place, at the end; it may
-        # still be the pipe the command prints on.
-        if STDOUT in reads and _same_stream(target, sys.stdout):
-            raise UsageError(f"{option} {path} is {reads[STDOUT]}; the two would be mixed", hint=f"give {option} another path")
-        return
-    _refuse_planted_link(path, option)
+    special = _is_special(target)
+    if not special:
+        _refuse_planted_link(path, option)
     resolved = os.path.realpath(path)
     for source, what in reads.items():
-        if _same_file(resolved, target, source):
-            raise UsageError(
-                f"{option} {path} is {what}; it would be overwritten",
-                hint=f"give {option} another path",
-            )
+        other = _stat_of(source)
+        same_path = source not in (STDIN, STDOUT) and os.path.realpath(source) == resolved
+        # A device or a FIFO is one only with the very stream (/dev/stdout on a pipe).
+        kinds_match = other is not None and (stat.S_ISREG(other.st_mode) or (special and source == STDOUT))
+        if same_path or (kinds_match and target is not None and _inode(other) == _inode(target)):
+            raise UsageError(f"{option} {path} is {what}; it would be overwritten", hint=f"give {option} another path")
+    if special:
+        return target  # written in place, once the command succeeded
     if target is not None and stat.S_ISDIR(target.st_mode):
         raise InvalidInput(f"cannot write {option} {path}: it is a directory")
     directory = os.path.dirname(resolved)
@@ -68,6 +69,23 @@ def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) 
         raise InvalidInput(f"cannot write {option} {path}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK) and (target is None or stat.S_ISREG(target.st_mode)):
         raise InvalidInput(f"cannot write {option} {path}: directory {directory} is not writable")
+    return target
+
+
+def _stat_of(source: str) -> os.stat_result | None:
+    """What a path, standard input (``-``) or standard output is, if anything."""
+    try:
+        if source == STDIN:
+            return os.fstat(sys.stdin.fileno())
+        if source == STDOUT:
+            return os.fstat(sys.stdout.fileno())
+        return os.stat(source)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _inode(status: os.stat_result) -> tuple[int, int]:
+    return status.st_dev, status.st_ino
 
 
 def _refuse_planted_link(path: str, option: str) -> None:
@@ -89,45 +107,24 @@ def _refuse_planted_link(path: str, option: str) -> None:
         )
 
 
-def _same_stream(target: os.stat_result, stream) -> bool:
-    try:
-        other = os.fstat(stream.fileno())
-    except (OSError, ValueError, AttributeError):
-        return False
-    return (other.st_dev, other.st_ino) == (target.st_dev, target.st_ino)
-
-
-def _same_file(resolved: str, target: os.stat_result | None, source: str) -> bool:
-    try:
-        if source == STDIN:
-            other = os.fstat(sys.stdin.fileno())
-        elif source == STDOUT:
-            other = os.fstat(sys.stdout.fileno())
-        else:
-            if os.path.realpath(source) == resolved:
-                return True
-            other = os.stat(source)
-    except (OSError, ValueError, AttributeError):
-        return False
-    if target is None or not stat.S_ISREG(other.st_mode):
-        return False
-    return (other.st_dev, other.st_ino) == (target.st_dev, target.st_ino)
-
-
 @contextmanager
 def atomic_output(
     path: str, *, option: str, reads: Mapping[str, str] = {}, json: bool = False  # noqa: B006 - never mutated
 ) -> Iterator[Sink]:
-    """A sink whose content becomes ``path`` only if the block succeeds.
+    """A sink whose content becomes ``path`` only if the block succeeds; a name ending in
+    ``.gz`` is written gzipped. ``json``: the content is JSON text (see ``Sink``)."""
+    if not path.lower().endswith(".gz"):
+        with _atomic(path, option=option, reads=reads, json=json) as out:
+            yield out
+        return
+    with _atomic(path, option=option, reads=reads) as out, compressed(out, json=json) as packed:
+        yield packed
 
-    ``json``: the content is JSON text (see ``Sink``).
-    """
-    check_output_path(path, option=option, reads=reads)
-    try:
-        special = _is_special(os.stat(path))
-    except OSError:
-        special = False
-    if special:
+
+@contextmanager
+def _atomic(path: str, *, option: str, reads: Mapping[str, str], json: bool = False) -> Iterator[Sink]:
+    target = check_output_path(path, option=option, reads=reads)
+    if _is_special(target):
         yield from _spooled(path, json=json)
         return
     resolved = os.path.realpath(path)
@@ -141,11 +138,7 @@ def atomic_output(
     try:
         # A file that exists keeps its permissions (a private backup stays private); a new
         # one gets what any new file of the user gets.
-        try:
-            mode = stat.S_IMODE(os.stat(resolved).st_mode)
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-        os.chmod(temporary, mode)
+        os.chmod(temporary, stat.S_IMODE(target.st_mode) if target is not None else 0o666 & ~_umask())
         sink = Sink(out, target=path, kind="file", json=json)
         yield sink
         with sink.guard():

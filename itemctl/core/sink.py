@@ -147,8 +147,10 @@ STDOUT = "standard output"
 def stdout(*, json: bool = False) -> Sink:
     """The sink on standard output, as it is now (tests replace ``sys.stdout``)."""
     out = sys.stdout
-    with Sink(None, target=STDOUT, kind="pipe").guard():  # type: ignore[arg-type]
+    try:
         out.flush()  # anything written through the text layer goes first
+    except OSError as error:
+        raise output_error(error, STDOUT) from None
     return Sink(out.buffer, target=STDOUT, kind=kind_of(out), json=json)
 
 
@@ -164,19 +166,24 @@ def silence_stdout() -> None:
 
 
 @contextmanager
-def text_lines(out: Sink, *, compress: bool = False) -> Iterator[IO[str]]:
-    """A text stream onto ``out``, buffered in blocks; ``compress``: through gzip, the
-    same bytes for the same data (no time or name in the gzip header). What was written
-    reaches ``out`` only when the block succeeds."""
+def compressed(out: Sink, *, json: bool = False) -> Iterator[Sink]:
+    """A sink that gzips onto ``out`` (a ``.gz`` target), the same bytes for the same data:
+    no time or name in the gzip header. ``json`` applies before compression."""
     import gzip
 
-    raw = _RawSink(out)
-    packed = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") if compress else None
-    text = io.TextIOWrapper(packed or raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    packed = gzip.GzipFile(fileobj=_RawSink(out), mode="wb", mtime=0, filename="")
+    yield Sink(packed, target=out.target, kind="file", json=json)  # type: ignore[arg-type]
+    packed.close()
+    out.flush()
+
+
+@contextmanager
+def text_lines(out: Sink) -> Iterator[IO[str]]:
+    """A text stream onto ``out``, buffered in blocks; what was written reaches ``out``
+    only when the block succeeds."""
+    text = io.TextIOWrapper(_RawSink(out), encoding="utf-8", newline="")  # type: ignore[arg-type]
     yield text
     text.flush()
-    if packed is not None:
-        packed.close()
     out.flush()
 
 

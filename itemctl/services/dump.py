@@ -167,28 +167,34 @@ def restore(
             raise InvalidInput(f"line {header_line} of the dump: {error}; nothing was restored") from None
         # Wrapped by SQLAlchemy (SQLite) or straight from psycopg's COPY (PostgreSQL).
         if isinstance(error, exc.IntegrityError) or (sqlstate_of(error) or "").startswith("23"):
-            raise InvalidInput(f"the dump {_repeated(error)}; nothing was restored") from None
+            raise InvalidInput(f"{_repeated_item(stream)}; nothing was restored") from None
         raise
     audit.record(session, actor=actor, action="db.restore", target=header["revision"], details=dict(summary.counts))
     return summary
 
 
-def _repeated(error: BaseException) -> str:
-    """What a unique index refused, in words: "holds the item id … twice"."""
-    driver = getattr(error, "orig", None) or error
-    detail = getattr(getattr(driver, "diag", None), "message_detail", None) or ""
-    # PostgreSQL: 'Key (id)=(…) already exists.'; SQLite: 'UNIQUE constraint failed: item.id'.
-    import re
-
-    found = re.match(r"Key \((?P<columns>[^)]*)\)=\((?P<value>.*)\) already exists", detail)
-    if found:
-        table = getattr(getattr(driver, "diag", None), "table_name", None) or "record"
-        columns = found["columns"].replace("lower(name)", "name")
-        return f"holds the {table} {columns} {found['value']} twice"
-    found = re.search(r"UNIQUE constraint failed: (?P<columns>[\w., ]+)", str(driver))
-    if found:
-        return f"holds two records with the same {found['columns']}"
-    return "holds two users, tags or items with the same id or name"
+def _repeated_item(stream: IO[bytes]) -> str:
+    """Which item a unique index refused, named by its line: the dump is read again (items
+    are too many to remember on the way; this costs memory only when a restore fails). A
+    stream that cannot be read twice (stdin) gets the reason without the line."""
+    unnamed = "the dump holds two items with the same id, or with the same owner and title"
+    try:
+        stream.seek(0)
+    except (OSError, ValueError, AttributeError):
+        return unnamed
+    seen: dict[object, int] = {}
+    for number, record in _lines(stream):
+        if not isinstance(record, dict) or record.get("type") != "item":
+            continue
+        title = str(record.get("title", "")).strip()
+        for key, what in (
+            (("id", str(record.get("id"))), f"item id {record.get('id')}"),
+            (("title", str(record.get("owner")), title), f"item {title!r} of {record.get('owner')!r}"),
+        ):
+            if key in seen:
+                return f"line {number} of the dump: {what} appears twice (first at line {seen[key]})"
+            seen[key] = number
+    return unnamed
 
 
 def _require_empty(session: Session) -> None:
@@ -212,7 +218,14 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, object]]:
         try:
             yield number, json.loads(text)
         except json.JSONDecodeError as error:
-            raise InvalidInput(f"line {number} of the dump is not JSON: {error.msg}; nothing was restored") from None
+            if not raw.endswith(b"\n"):
+                raise InvalidInput(
+                    f"the dump ends early at line {number}, in the middle of a record (a copy cut short?); nothing was restored",
+                    hint="take the dump again, or find the rest of the file",
+                ) from None
+            raise InvalidInput(
+                f"line {number} of the dump is not JSON: {error.msg} (column {error.colno}); nothing was restored"
+            ) from None
 
 
 def _check_header(header) -> None:

@@ -209,3 +209,44 @@ def test_a_dump_never_lands_on_its_own_database(run, tmp_path):
         assert exported.exit_code == 2 and "the database file" in exported.stderr, (target, exported)
     assert database.read_bytes() == before and link.is_symlink()
     assert run("--database-url", url, "--as", "root", "items", "list", "-o", "id").stdout.count("\n") == 1
+
+
+def test_a_repeated_item_or_user_is_named_by_its_line_on_both_backends(run, pg_url, sqlite_url, tmp_path):
+    source = sqlite_url("source.db")
+    fill(run, source, tmp_path)
+    lines = run("--database-url", source, "db", "dump").stdout.splitlines()
+    items = [n for n, line in enumerate(lines) if '"type":"item"' in line]
+    first, second = json.loads(lines[items[0]]), json.loads(lines[items[1]])
+    trailer = json.loads(lines[-1])
+    same_id = lines[:-1] + [json.dumps({**second, "id": first["id"]})] + [json.dumps({**trailer, "items": trailer["items"] + 1, "links": trailer["links"] + len(second["tags"])})]
+    same_name = lines[:-1] + [json.dumps({**first, "id": "ffffffff-ffff-4fff-8fff-ffffffffffff"})] + [json.dumps({**trailer, "items": trailer["items"] + 1, "links": trailer["links"] + len(first["tags"])})]
+    users = [n for n, line in enumerate(lines) if '"type":"user"' in line]
+    same_user_id = lines[: users[-1] + 1] + [json.dumps({**json.loads(lines[users[0]]), "username": "another"})] + lines[users[-1] + 1 :]
+    cases = {
+        "same-id.jsonl": (same_id, f"line {len(lines)} of the dump: item id {first['id']} appears twice (first at line {items[0] + 1})"),
+        "same-name.jsonl": (same_name, f"appears twice (first at line {items[0] + 1})"),
+        "same-user-id.jsonl": (same_user_id, f"user id {json.loads(lines[users[0]])['id']} appears twice (first at line {users[0] + 1})"),
+    }
+    for url in (pg_url, sqlite_url("target.db")):
+        for name, (content, named) in cases.items():
+            (tmp_path / name).write_text("\n".join(content) + "\n")
+            result = run("--database-url", url, "db", "restore", str(tmp_path / name))
+            assert result.exit_code == 6 and named in result.stderr, (url, name, result)
+        from tests.conftest import process_env, run_process
+
+        # A real pipe cannot be read twice: the reason, without the line.
+        piped = run_process("--database-url", url, "db", "restore", "-", input="\n".join(same_id) + "\n", env=process_env())
+        assert piped.exit_code == 6 and "two items with the same id" in piped.stderr, piped
+        assert run("--database-url", url, "--as", "root", "users", "list", "-o", "id").stdout == ""
+
+
+def test_a_dump_cut_inside_a_line_or_with_a_malformed_trailer(run, pg_url, sqlite_url, tmp_path):
+    fill(run, pg_url, tmp_path)
+    whole = run("--database-url", pg_url, "db", "dump").stdout
+    (tmp_path / "cut.jsonl").write_text(whole[: len(whole) // 2])
+    result = run("--database-url", sqlite_url("a.db"), "db", "restore", str(tmp_path / "cut.jsonl"))
+    assert result.exit_code == 6 and "ends early at line" in result.stderr and "in the middle of a record" in result.stderr, result
+    lines = whole.splitlines()
+    (tmp_path / "odd.jsonl").write_text("\n".join(lines[:-1] + [json.dumps({**json.loads(lines[-1]), "extra": 1})]) + "\n")
+    result = run("--database-url", sqlite_url("b.db"), "db", "restore", str(tmp_path / "odd.jsonl"))
+    assert result.exit_code == 6 and "the trailer must hold exactly" in result.stderr, result

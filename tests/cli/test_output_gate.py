@@ -46,30 +46,44 @@ def _drain(leader: int) -> str:
     return seen.decode(errors="replace")
 
 
-def uuid_key(url: str):
-    """A UUID as the backend stores it: native on PostgreSQL, 32 hex digits on SQLite."""
-    return (lambda u: u) if "postgresql" in url else (lambda u: u.hex)
-
-
-def fill_items(url: str, count: int) -> None:
-    """``count`` items of one user, straight through SQL (quick, and as another program would)."""
+def written_by_another_program(url: str, *, username: str, admin: bool = False, email: str | None = None, items=(), audit=()) -> None:
+    """A user, their items (title, description, tag names) and audit entries (actor,
+    target), inserted with plain SQL, past itemctl's own input rules."""
     import uuid
 
     from sqlalchemy import create_engine, text
 
-    key = uuid_key(url)
+    # A UUID as the backend stores it: native on PostgreSQL, 32 hex digits on SQLite.
+    key = (lambda u: u) if "postgresql" in url else (lambda u: u.hex)
     engine = create_engine(url)
     with engine.begin() as connection:
         owner = key(uuid.uuid4())
         connection.execute(
-            text('INSERT INTO "user" (id, username, is_admin, created_at) VALUES (:id, \'bulk\', false, CURRENT_TIMESTAMP)'),
-            {"id": owner},
+            text('INSERT INTO "user" (id, username, email, is_admin, created_at) VALUES (:id, :name, :email, :admin, CURRENT_TIMESTAMP)'),
+            {"id": owner, "name": username, "email": email, "admin": admin},
         )
-        connection.execute(
-            text("INSERT INTO item (id, title, owner_id, created_at, updated_at) VALUES (:id, :title, :owner, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
-            [{"id": key(uuid.uuid4()), "title": f"item {i:06d}", "owner": owner} for i in range(count)],
-        )
+        rows = [{"id": key(uuid.uuid4()), "title": title, "description": description, "owner": owner, "tags": tags} for title, description, tags in items]
+        if rows:
+            connection.execute(
+                text("INSERT INTO item (id, title, description, owner_id, created_at, updated_at) VALUES (:id, :title, :description, :owner, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                rows,
+            )
+        for row in rows:
+            for name in row["tags"]:
+                tag = key(uuid.uuid4())
+                connection.execute(text("INSERT INTO tag (id, name) VALUES (:id, :name)"), {"id": tag, "name": name})
+                connection.execute(text("INSERT INTO item_tag (item_id, tag_id) VALUES (:item, :tag)"), {"item": row["id"], "tag": tag})
+        for actor, target in audit:
+            connection.execute(
+                text("INSERT INTO audit_log (at, actor, db_role, action, target, details) VALUES (CURRENT_TIMESTAMP, :actor, 'x', 'items.create', :target, '{}')"),
+                {"actor": actor, "target": target},
+            )
     engine.dispose()
+
+
+def fill_items(url: str, count: int) -> None:
+    """``count`` items of the user ``bulk``, quickly."""
+    written_by_another_program(url, username="bulk", items=[(f"item {i:06d}", None, ()) for i in range(count)])
 
 
 @pytest.fixture
@@ -250,32 +264,12 @@ RAW = ("\x1b", "\x07", "\u009b", "\u202e", "\r")
 
 
 def store_hostile(url: str) -> None:
-    """Values written by another program, past itemctl's own input rules."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    key = uuid_key(url)
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        owner = key(uuid.uuid4())
-        connection.execute(
-            text('INSERT INTO "user" (id, username, email, is_admin, created_at) VALUES (:id, \'web\', :email, true, CURRENT_TIMESTAMP)'),
-            {"id": owner, "email": "x\x1b[2J@example.com"},
-        )
-        for name, value in HOSTILE.items():
-            item, tag = key(uuid.uuid4()), key(uuid.uuid4())
-            connection.execute(
-                text("INSERT INTO item (id, title, description, owner_id, created_at, updated_at) VALUES (:id, :title, :title, :owner, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
-                {"id": item, "title": value, "owner": owner},
-            )
-            connection.execute(text("INSERT INTO tag (id, name) VALUES (:id, :name)"), {"id": tag, "name": f"{name}{value}"})
-            connection.execute(text("INSERT INTO item_tag (item_id, tag_id) VALUES (:item, :tag)"), {"item": item, "tag": tag})
-        connection.execute(
-            text("INSERT INTO audit_log (at, actor, db_role, action, target, details) VALUES (CURRENT_TIMESTAMP, :actor, 'x', 'items.create', :target, '{}')"),
-            {"actor": "web\x1b]0;owned\x07", "target": "t\u202eexe"},
-        )
-    engine.dispose()
+    """Values written by another program: every kind of control sequence, everywhere."""
+    written_by_another_program(
+        url, username="web", admin=True, email="x\x1b[2J@example.com",
+        items=[(value, value, [f"{name}{value}"]) for name, value in HOSTILE.items()],
+        audit=[("web\x1b]0;owned\x07", "t\u202eexe")],
+    )
 
 
 def on_stdout_terminal(args: list[str], **env: str) -> tuple[int, str]:
@@ -424,3 +418,33 @@ def test_a_replaced_file_keeps_its_permissions_and_a_planted_link_is_refused(bac
     result = run_process("--database-url", backend.url, "--as", "bulk", "items", "export", "--file", str(planted), env=env)
     assert result.exit_code == 2 and "another user owns" in result.stderr, result
     assert private.read_text().startswith('{"format"')
+
+
+def test_gz_outputs_are_compressed_and_read_back(backend, tmp_path):
+    import gzip
+
+    fill_items(backend.url, 5)
+    env = process_env()
+    for fmt in ("csv", "jsonl"):
+        packed = tmp_path / f"items.{fmt}.gz"
+        assert run_process("--database-url", backend.url, "--as", "bulk", "items", "export", "--file", str(packed), env=env).exit_code == 0
+        plain = run_process("--database-url", backend.url, "--as", "bulk", "items", "export", "--format", fmt, env=env).stdout
+        assert gzip.decompress(packed.read_bytes()).decode() == plain
+        again = run_process("--database-url", backend.url, "--as", "bulk", "items", "import", str(packed), "--mode", "skip", "-o", "json", env=env)
+        assert again.exit_code == 0 and json.loads(again.stdout)["skipped"] == 5, again
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\nfine\nbad\x1bone\n")
+    rejects = tmp_path / "rejects.jsonl.gz"
+    assert run_process("--database-url", backend.url, "items", "import", str(rows), "--rejects", str(rejects), env=env).exit_code == 0
+    assert json.loads(gzip.decompress(rejects.read_bytes()))["line"] == 3
+
+
+def test_a_sqlite_io_error_is_exit_7_not_a_bug(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    assert run_process("--database-url", url, "db", "migrate", env=process_env()).exit_code == 0
+    completed = subprocess.run(
+        [sys.executable, "-m", "itemctl", "--database-url", url, "items", "list"],
+        capture_output=True, text=True, env=process_env(), timeout=60,
+        preexec_fn=lambda: (signal.signal(signal.SIGXFSZ, signal.SIG_IGN), __import__("resource").setrlimit(__import__("resource").RLIMIT_FSIZE, (1000, 1000))),
+    )
+    assert completed.returncode == 7 and "is not usable" in completed.stderr, completed.stderr
