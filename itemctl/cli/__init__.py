@@ -246,7 +246,11 @@ def _fail(error: ItemctlError) -> int:
 def _run(args: list[str]) -> int:
     """One invocation; every error but a transient conflict becomes an exit code here."""
     try:
-        result = app(args=args, prog_name="itemctl", standalone_mode=False)
+        from itemctl.cli.values import guard
+
+        command = typer.main.get_command(app)
+        guard(command)  # the input gate: every value checked by its kind first
+        result = command.main(args=args, prog_name="itemctl", standalone_mode=False)
     except TransientConflict:
         raise
     except ItemctlError as error:

@@ -57,7 +57,7 @@ def migrate_command(
         return
     with database_errors(state):
         result = migrate.migrate(
-            state.engine(),
+            state.engine(create=True),
             revision=revision,
             allow_destructive=allow_destructive,
             lock_timeout=lock_timeout,

@@ -48,11 +48,23 @@ class State:
             )
         return self._config
 
-    def engine(self) -> Engine:
+    def engine(self, *, create: bool = False) -> Engine:
+        """The engine of the configured database. An explicit SQLite file that does not
+        exist is created only when ``create`` (``db migrate``): a typo in a URL must not
+        leave an empty database behind."""
         if self._engine is None:
+            import os
+
             from itemctl.core.db import create_db_engine
+            from itemctl.core.errors import DatabaseUnavailable
 
             config = self.config()
+            files = list(config.database.files())
+            if files and not config.database.embedded and not create and not os.path.exists(files[0]):
+                raise DatabaseUnavailable(
+                    f"no such database file: {files[0]}",
+                    hint="`itemctl db migrate` creates it; otherwise check the URL",
+                )
             self._engine = create_db_engine(
                 config.database, connect_timeout=config.connect_timeout, lock_timeout=config.lock_timeout
             )

@@ -305,6 +305,21 @@ def _settings(kind: type[Settings]) -> Settings:
         ) from None
 
 
+# An empty identity never means "not given": a script whose variable did not arrive must
+# not act as dev-user, or in an environment named ''.
+IDENTITY_VARIABLES = ("ITEMCTL_USER", "ITEMCTL_ENV", "ENVIRONMENT")
+
+
+def _refuse_empty_identity() -> None:
+    import os
+
+    from itemctl.core.errors import InvalidInput
+
+    for name in IDENTITY_VARIABLES:
+        if os.environ.get(name) == "":
+            raise InvalidInput(f"{name} is set but empty; an empty value never means \"not given\"", hint=f"give it a value, or unset {name}")
+
+
 def load_config(
     *,
     database_url: str | None = None,
@@ -315,6 +330,7 @@ def load_config(
     lock_timeout: float | None = None,
 ) -> Config:
     """Resolve the configuration: explicit arguments (the CLI's global options) first."""
+    _refuse_empty_identity()
     environ = _settings(EnvironmentOnly)
     dotenv = _settings(DotenvOnly)
     merged = _settings(Settings)  # environment beats .env for the plain settings

@@ -56,3 +56,24 @@ def fold_case(text: str) -> str:
 def _fold_letter(character: str) -> str:
     lowered = character.lower()
     return lowered if len(lowered) == 1 else character
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+SHOWN_LENGTH = 60
+
+
+def undecodable(text: str) -> str | None:
+    """The first byte that was not UTF-8 in a command-line value (Python keeps such bytes as
+    lone surrogates), shown as ``\\xff``; None when the text is valid."""
+    found = _SURROGATE.search(text)
+    return None if found is None else f"\\x{ord(found.group()) - 0xDC00:02x}"
+
+
+def shown(value: str) -> str:
+    """A value a user gave, as an error message may echo it: control characters and
+    undecodable bytes escaped, cut to about 60 characters with its length."""
+    text = _SURROGATE.sub(lambda match: f"\\x{ord(match.group()) - 0xDC00:02x}", value)
+    text = escape_controls(text)
+    if len(text) > SHOWN_LENGTH:
+        return f"'{text[:SHOWN_LENGTH]}…' ({len(value):,} characters)"
+    return f"'{text}'"

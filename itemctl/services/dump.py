@@ -216,7 +216,9 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, object]]:
         if not text.strip():
             continue
         try:
-            yield number, json.loads(text)
+            record = json.loads(text)
+        except RecursionError:
+            raise InvalidInput(f"line {number} of the dump is nested too deeply to be a record; nothing was restored") from None
         except json.JSONDecodeError as error:
             if not raw.endswith(b"\n"):
                 raise InvalidInput(
@@ -226,6 +228,7 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, object]]:
             raise InvalidInput(
                 f"line {number} of the dump is not JSON: {error.msg} (column {error.colno}); nothing was restored"
             ) from None
+        yield number, record
 
 
 def _check_header(header) -> None:

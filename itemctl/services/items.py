@@ -85,7 +85,11 @@ def parse_timestamp(value: str | None, option: str, *, now: datetime | None = No
             f"invalid {option}: {value!r} is neither an ISO 8601 date or timestamp nor a duration",
             hint="for example 2026-11-30, 2026-11-30T08:00:00Z, 90s, 15m, 24h, 7d or 2w",
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is in the year 0 in UTC
+        raise InvalidInput(f"invalid {option}: {value!r} falls outside the years 1 to 9999 in UTC") from None
 
 
 # -- finding items by id or prefix ---------------------------------------------------------

@@ -59,9 +59,12 @@ def _line_by_line(encoding: str) -> bool:
     import codecs
 
     try:
-        return codecs.lookup(encoding).encode("\n")[0] == b"\n"
+        codec = codecs.lookup(encoding)
     except LookupError:
         raise InvalidInput(f"unknown encoding {encoding!r}", hint=ENCODING_HINT) from None
+    if not getattr(codec, "_is_text_encoding", True):  # rot13, base64, zlib: not text
+        raise InvalidInput(f"{encoding!r} is not a text encoding", hint=ENCODING_HINT)
+    return codec.encode("\n")[0] == b"\n"
 
 
 class _DecodedLines:
@@ -201,6 +204,8 @@ def _read_jsonl(text_stream: IO[str]) -> Iterator[Record]:
             data = json.loads(line)
         except json.JSONDecodeError as error:
             data = JsonError(f"invalid JSON: {error.msg} (column {error.colno})", line.rstrip("\r\n"))
+        except RecursionError:
+            data = JsonError("invalid record: nested too deeply", line.rstrip("\r\n")[:200])
         yield Record(line_number, row_number, data)
 
 
@@ -277,6 +282,8 @@ def _read_json_array(text_stream: IO[str], chunk_size: int = 1 << 16) -> Iterato
                 raise InvalidInput(
                     f"line {where}: element {row_number + 1} of the JSON array is not valid JSON: {error.msg}"
                 ) from None
+            except RecursionError:
+                raise InvalidInput(f"line {line}: element {row_number + 1} of the JSON array is nested too deeply") from None
         row_number += 1
         yield Record(line, row_number, data)
         line += buffer.count("\n", position, end)

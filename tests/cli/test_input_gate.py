@@ -1,0 +1,126 @@
+"""The input gate (contract §3, §4, §6, §9): every value checked by its kind, at the edge.
+
+Each reproduction runs as a real process, so that bytes that are not UTF-8 reach itemctl
+as a shell would pass them, on both backends.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import process_env
+
+
+def itemctl_bytes(url: str, *args: str | bytes, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run itemctl with arguments given as bytes where a shell would pass raw bytes."""
+    argv = [sys.executable.encode(), b"-m", b"itemctl", b"--database-url", url.encode()]
+    argv += [a if isinstance(a, bytes) else a.encode() for a in args]
+    completed = subprocess.run(argv, capture_output=True, env=env or process_env(), timeout=60)
+    return completed.returncode, completed.stderr.decode(errors="replace")
+
+
+def one_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr and "internal error" not in stderr, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ((b"items", b"list", b"--search", b"\xff"), "--search"),
+        ((b"items", b"list", b"--tag", b"ok", b"--tag", b"a\xff"), "--tag"),
+        ((b"items", b"list", b"--owner", b"\xff"), "--owner"),
+        ((b"users", b"get", b"\xff"), "USERNAME"),
+        ((b"tags", b"create", b"\xff"), "NAME"),
+        ((b"--as", b"\xffroot", b"items", b"list"), "--as"),
+    ],
+    ids=lambda a: " ".join(x.decode(errors="replace") for x in a) if isinstance(a, tuple) else a,
+)
+def test_bytes_that_are_not_utf8_are_exit_6_naming_the_option(backend, args, named):
+    code, stderr = itemctl_bytes(backend.url, *args)
+    assert code == 6, stderr
+    line = one_error(stderr)
+    assert named in line and "not valid UTF-8" in line and "\\xff" in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--as", "", "items", "list"], "--as"),
+        (["--env", "", "items", "list"], "--env"),
+        (["items", "list", "--owner", ""], "--owner"),
+        (["items", "count", "--tag", ""], "--tag"),
+        (["items", "export", "--search", ""], "--search"),
+        (["--as", "root", "audit", "list", "--actor", ""], "--actor"),
+        (["--as", "root", "audit", "list", "--action", ""], "--action"),
+    ],
+    ids=lambda a: " ".join(repr(x) if x == "" else x for x in a) if isinstance(a, list) else a,
+)
+def test_an_empty_value_never_means_not_given(backend, args, named):
+    code, stderr = itemctl_bytes(backend.url, *args)
+    assert code == 6 and f"{named} is empty" in one_error(stderr), stderr
+    assert backend.rows('SELECT count(*) FROM "user"') == [(0,)]  # nobody was created
+
+
+@pytest.mark.parametrize("variable", ["ITEMCTL_USER", "ITEMCTL_ENV"])
+def test_an_empty_identity_variable_is_refused(backend, variable):
+    env = process_env(**{variable: ""})
+    code, stderr = itemctl_bytes(backend.url, "items", "create", "as nobody", env=env)
+    assert code == 6 and f"{variable} is set but empty" in one_error(stderr), stderr
+    assert backend.rows("SELECT count(*) FROM item") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["items", "list", "--created-before", "0001-01-01T00:00:00+14:00"], "outside the years 1 to 9999"),
+        (["items", "list", "--created-after", "9999-12-31T23:59:59-14:00"], "outside the years 1 to 9999"),
+        (["--as", "root", "audit", "list", "--since", "0001-01-01T00:00:00+01:00"], "outside the years 1 to 9999"),
+        (["items", "list", "--offset", "9223372036854775808"], "out of range"),
+        (["items", "list", "--search", "x" * 100_000], "(100,000 characters)"),
+    ],
+    ids=["before year 1", "after year 9999", "audit since", "offset past bigint", "huge search"],
+)
+def test_values_past_what_both_backends_store_are_exit_6(backend, args, named):
+    code, stderr = itemctl_bytes(backend.url, *args)
+    line = one_error(stderr)
+    assert code == 6 and named in line, stderr
+    assert len(line) < 300  # the value is cut, never echoed whole
+
+
+def test_readers_fail_as_input_errors(backend, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\nfine\n")
+    deep_array = tmp_path / "deep.json"
+    deep_array.write_text("[" * 50_000 + "]" * 50_000)
+    deep_line = tmp_path / "deep.jsonl"
+    deep_line.write_text('{"title": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress(("title\n" + "".join(f"row {i}\n" for i in range(5000))).encode())[:200])
+    for args, named in (
+        ([str(rows), "--encoding", "rot13"], "not a text encoding"),
+        ([str(deep_array)], "nested too deeply"),
+        ([str(deep_line)], "nested too deeply"),
+        ([str(cut)], "not whole gzip"),
+    ):
+        code, stderr = itemctl_bytes(backend.url, "items", "import", *args)
+        assert code == 6 and named in one_error(stderr), (args, stderr)
+    assert backend.rows("SELECT count(*) FROM item") == [(0,)]
+
+
+def test_an_explicit_sqlite_file_that_does_not_exist_is_created_only_by_migrate(tmp_path):
+    typo = tmp_path / "typo.db"
+    url = f"sqlite:///{typo}"
+    for args in (["items", "list"], ["db", "current"], ["--as", "root", "items", "create", "x"], ["db", "check"]):
+        code, stderr = itemctl_bytes(url, *args)
+        assert code == 7 and "no such database file" in one_error(stderr), (args, stderr)
+        assert not typo.exists(), args
+    code, stderr = itemctl_bytes(url, "db", "migrate")
+    assert code == 0 and typo.exists(), stderr
+    assert sorted(os.listdir(tmp_path)) == ["typo.db"]
