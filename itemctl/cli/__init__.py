@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     times (never when it read stdin, which cannot be read twice).
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    set_verbosity(0)  # until the root options say otherwise (a value refused first included)
     _guard_standard_streams()
     forget_confirmations()
     with _interruptible():

@@ -12,7 +12,8 @@ from itemctl.cli.runtime import command_session
 
 app = typer.Typer(help="Read the audit trail.", no_args_is_help=True)
 
-AUDIT_COLUMNS = ("at", "actor", "db_role", "action", "target", "details")
+AUDIT_COLUMNS = ("id", "at", "actor", "db_role", "action", "target", "details")
+AUDIT_TABLE_COLUMNS = ("at", "actor", "db_role", "action", "target", "details")  # -o wide adds the id
 
 
 @app.command("list")
@@ -34,4 +35,4 @@ def list_command(
     after = parse_timestamp(since, "--since")
     with command_session(ctx.obj, writes=False) as (session, user):
         entries = audit.list_entries(session=session, actor=user, by=actor, action=action, since=after, limit=limit)
-    emit([e.model_dump(mode="json") for e in entries], output, columns=AUDIT_COLUMNS, id_field="action")
+    emit([e.model_dump(mode="json") for e in entries], output, columns=AUDIT_COLUMNS, table_columns=AUDIT_TABLE_COLUMNS)

@@ -65,6 +65,8 @@ def _check(param, value) -> None:
         byte = undecodable(value)
         if byte is not None:
             raise InvalidInput(f"{_name(param)} is not valid UTF-8 (the byte {byte}): {shown(value)}")
+        if "\x00" in value:  # no file name, URL or stored text can hold one
+            raise InvalidInput(f"{_name(param)} holds a NUL character: {shown(value)}")
         if len(value) > MAX_TEXT:
             raise InvalidInput(f"{_name(param)} is longer than any value itemctl keeps ({MAX_TEXT:,} characters): {shown(value)}")
         if value == "" and param.name not in MAY_BE_EMPTY:

@@ -150,7 +150,10 @@ def normalise_url(url: str) -> str:
 def _hosts_to_query(url: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # not a URL: check_url says so, without echoing it
     userinfo, at, hosts = parts.netloc.rpartition("@")
     if "," not in hosts:
         return url
@@ -159,11 +162,45 @@ def _hosts_to_query(url: str) -> str:
     return urlunsplit((parts.scheme, f"{userinfo}{at}", parts.path, query, parts.fragment))
 
 
+ENCODE_HINT = "percent-encode the password: @ as %40, : as %3A, / as %2F, ? as %3F, # as %23"
+
+
+def _check_libpq_url(url: str, source: str) -> None:
+    """A PostgreSQL URL as libpq reads it, refused (exit 7) without echoing it.
+
+    libpq's host starts after the first ``@``, and the host part ends at the first ``/``,
+    ``?`` or ``#``: an ``@`` anywhere after that means a password that was not
+    percent-encoded, and everything after its first ``@`` would be taken for a host and
+    printed in a driver's message."""
+    rest = url.split("://", 1)[1]
+    ends = [index for index in (rest.find(c) for c in "/?#") if index >= 0]
+    netloc, after = (rest[: min(ends)], rest[min(ends):]) if ends else (rest, "")
+    if netloc.count("@") > 1 or "@" in after:
+        raise DatabaseUnavailable(
+            f"the database URL from {source} has an @ in its host part: a password holding @, :, /, ? or # that was not percent-encoded",
+            hint=ENCODE_HINT,
+        )
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict("postgresql://" + rest)
+    except ProgrammingError as error:
+        # libpq's reason, without the URI it quotes: `invalid URI query parameter: "bogus"`.
+        reason = str(error).split(" in URI", 1)[0].split(": \"postgresql", 1)[0]
+        raise DatabaseUnavailable(
+            f"invalid database URL from {source}: {reason}",
+            hint="use postgresql://USER:PASSWORD@HOST:PORT/DB?PARAMETER=VALUE, with libpq's parameter names",
+        ) from None
+
+
 def check_url(url: str, source: str) -> None:
     """Exit 7 for a URL that is not one: unknown scheme or driver, bad port, not a URL."""
     from sqlalchemy.engine import make_url
 
     shown = hide_password(url)
+    if url.startswith("postgresql"):
+        _check_libpq_url(url, source)
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018 - a non-numeric port fails here
@@ -202,6 +239,11 @@ def _from_postgres_keys(layer: Settings) -> str:
     if password:
         register_secret(quote(password, safe=""))
     host = layer.postgres_server
+    if any(c in host for c in "@/?#"):
+        raise DatabaseUnavailable(
+            "POSTGRES_SERVER holds @, /, ? or #: it must be a host name or address alone",
+            hint="put the user, password and database in POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB",
+        )
     db = quote(layer.postgres_db or "", safe="")
     return f"postgresql+psycopg://{auth}{'@' if auth else ''}{host}:{layer.postgres_port}/{db}"
 

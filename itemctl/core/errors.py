@@ -107,6 +107,7 @@ TRANSIENT_SQLSTATES = ("40001", "40P01")
 LOCK_NOT_AVAILABLE = "55P03"
 READ_ONLY = "25006"
 QUERY_CANCELED = "57014"
+INSUFFICIENT_PRIVILEGE = "42501"
 UNDEFINED_OBJECT_SQLSTATES = ("42P01", "42703", "42883")
 
 # SQLite result codes by name (sqlite3.Error.sqlite_errorname, Python 3.11+).
@@ -151,6 +152,17 @@ def is_unreachable(error: BaseException) -> bool:
         # during connect without an SQLSTATE.
         return True
     return bool(sqlstate) and sqlstate.startswith(UNREACHABLE_SQLSTATES)
+
+
+# The server answered and said no: authentication, an unknown role or database.
+REFUSED_SQLSTATES = ("28", "3D")
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether the server answered (refused) rather than nothing answering (unreachable).
+    psycopg gives no SQLSTATE for a refusal at connect time; the server's own FATAL does."""
+    sqlstate = sqlstate_of(error) or ""
+    return sqlstate.startswith(REFUSED_SQLSTATES) or "FATAL:" in str(_driver(error))
 
 
 def classify(error: BaseException, *, database: str = "the database") -> ItemctlError | None:
@@ -201,7 +213,12 @@ def _classify_database(error: BaseException, database: str) -> ItemctlError | No
         return None
     reason = primary_message(error)
     if is_unreachable(error):
-        return DatabaseUnavailable(f"{database} is unreachable: {reason}")
+        if _refused(error):
+            return DatabaseUnavailable(
+                f"{database} refused the connection: {reason.split('FATAL:', 1)[-1].strip()}",
+                hint="the server answered: check the role, its password and the database name",
+            )
+        return DatabaseUnavailable(f"{database} is unreachable: {reason}", hint="nothing answered: check the host and port, and that the server is up")
     sqlstate = sqlstate_of(error) or ""
     name = _sqlite_name(error) or ""
     if sqlstate in TRANSIENT_SQLSTATES:
@@ -234,8 +251,11 @@ def _classify_database(error: BaseException, database: str) -> ItemctlError | No
         )
     if sqlstate.startswith("23") or name.startswith("SQLITE_CONSTRAINT"):
         return ConflictError(f"a concurrent change conflicts with this one: {reason}", hint="run the command again")
-    if sqlstate == "42501":
-        return PermissionDenied(f"the database role may not do this: {reason}")
+    if sqlstate == INSUFFICIENT_PRIVILEGE:
+        return PermissionDenied(
+            f"the database role may not do this: {reason}",
+            hint="ask the database owner to grant it, or run the command as a role that has it",
+        )
     if sqlstate.startswith(("53", "58")):
         return DatabaseUnavailable(f"{database} cannot do this now: {reason}")
     if sqlstate.startswith(("22", "54")) or isinstance(error, exc.DataError) or type(_driver(error)).__name__ == "DataError":

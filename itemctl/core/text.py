@@ -40,6 +40,17 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     return unicodedata.normalize("NFC", value)
 
 
+def refuse_invisible(value: str) -> None:
+    """Names (tags, usernames) refuse invisible format characters (Unicode category Cf:
+    zero-width spaces and joiners, the byte-order mark, directional marks, tag
+    characters), so two names never look alike on screen (ValueError names one)."""
+    if value.isascii():
+        return
+    for character in value:
+        if unicodedata.category(character) == "Cf":
+            raise ValueError(f"must not contain the invisible character {escape_char(character)}")
+
+
 def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
     """Text safe for a terminal: every control character shown escaped."""
     pattern = FORBIDDEN_MULTILINE if keep_newlines else FORBIDDEN

@@ -30,6 +30,7 @@ class AuditEntry(SQLModel, table=True):
 
 
 class AuditPublic(SQLModel):
+    id: int  # stable: `audit list -o id` prints it
     at: datetime
     actor: str | None
     db_role: str | None

@@ -9,7 +9,7 @@ from pydantic import field_validator
 from sqlalchemy import Index, func
 from sqlmodel import Field, SQLModel
 
-from itemctl.core.text import clean_text, fold_case
+from itemctl.core.text import clean_text, fold_case, refuse_invisible
 from itemctl.models.base import new_id
 
 TAG_NAME_MAX = 64
@@ -26,6 +26,7 @@ def clean_tag_name(value: str) -> str:
     if "," in value or ";" in value:
         raise ValueError(f"tag {value!r} must not contain ',' or ';'")
     try:
+        refuse_invisible(value)
         return clean_text(value)
     except ValueError as error:
         raise ValueError(f"tag {value!r} {error}") from None

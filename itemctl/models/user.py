@@ -25,11 +25,11 @@ def blank_is_none(value):
 
 
 def check_username(value: str) -> str:
-    """1-255 characters of letters, digits and ``. _ @ -`` (the rule, once)."""
+    """1-255 characters of ASCII letters, digits and ``. _ @ -`` (the rule, once)."""
     if len(value) > USERNAME_MAX:
         raise ValueError(f"must be at most {USERNAME_MAX} characters")
     if not USERNAME_CHARACTERS.fullmatch(value):
-        raise ValueError("may contain only letters, digits and . _ @ -")
+        raise ValueError("may contain only ASCII letters, digits and . _ @ -")
     return value
 
 

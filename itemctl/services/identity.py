@@ -6,6 +6,7 @@ from sqlalchemy import exc
 from sqlmodel import Session, select
 
 from itemctl.core.config import DEV_EMAIL, DEV_USER, LOCAL
+from itemctl.core.text import shown
 from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied
 from itemctl.models import User, UserCreate
 from itemctl.models.user import check_username
@@ -41,7 +42,7 @@ def resolve_actor(
     try:
         check_username(username)
     except ValueError as error:
-        raise InvalidInput(f"invalid username {username!r} (from --as or ITEMCTL_USER): {error}") from None
+        raise InvalidInput(f"invalid username {shown(username)} (from --as or ITEMCTL_USER): {error}") from None
     actor = _by_username(session, username)
     if actor is not None:
         return actor

@@ -27,6 +27,7 @@ from itemctl.core.errors import (
     primary_message,
     sqlstate_of,
     LOCK_NOT_AVAILABLE,
+    INSUFFICIENT_PRIVILEGE,
     QUERY_CANCELED,
     READ_ONLY,
 )
@@ -312,8 +313,8 @@ def migrate(
                     _audit(connection, "db.migrate", actor, before, after, drops)
             return MigrationResult(before, after, _applied_between(before, after), drops)
         except exc.DBAPIError as error:
-            if is_unreachable(error) or sqlstate_of(error) in (READ_ONLY, QUERY_CANCELED):
-                raise  # not the migration's fault: classified like any command's
+            if is_unreachable(error) or sqlstate_of(error) in (READ_ONLY, QUERY_CANCELED, INSUFFICIENT_PRIVILEGE):
+                raise  # not the migration's fault: classified like any command's (42501: exit 5)
             if not _is_lock_timeout(error):
                 raise SchemaError(
                     f"migration failed, the schema is unchanged: {primary_message(error)}",

@@ -38,7 +38,7 @@ def test_create_update_import_and_user_deletion_make_four_entries(itemctl, pg_ur
     assert all(e["actor"] == "root" and e["db_role"] == "postgres" for e in listed[:4])
     assert listed[0]["target"] == "alice" and listed[0]["details"]["items_deleted"] == 3
     assert listed[1]["details"]["inserted"] == 2
-    assert set(listed[0]) == {"at", "actor", "db_role", "action", "target", "details"}
+    assert set(listed[0]) == {"id", "at", "actor", "db_role", "action", "target", "details"}
 
 
 def test_entries_survive_the_user_they_name(itemctl, pg_url):
@@ -55,8 +55,8 @@ def test_only_admins_read_the_trail_and_filters_work(itemctl):
     assert denied.exit_code == 5 and "admin" in denied.stderr
     only_bob = itemctl("--as", "root", "audit", "list", "--actor", "bob", "-o", "json").json()
     assert [e["action"] for e in only_bob] == ["items.create"]
-    creates = itemctl("--as", "root", "audit", "list", "--action", "users.create", "-o", "id").stdout
-    assert creates == "users.create\n"
+    creates = itemctl("--as", "root", "audit", "list", "--action", "users.create", "-o", "json").json()
+    assert [entry["action"] for entry in creates] == ["users.create"]  # -o id prints entry ids (contract §4)
     assert itemctl("--as", "root", "audit", "list", "--since", "2999-01-01", "-o", "json").json() == []
     assert itemctl("--as", "root", "audit", "list", "--since", "soon").exit_code == 6
 
@@ -66,3 +66,12 @@ def test_an_allowed_destructive_migration_is_recorded(run, make_database, destru
     result = run("--database-url", url, "--as", "ops", "db", "migrate", "--allow-destructive")
     assert result.exit_code == 0, result
     assert audit_rows(url) == [("ops", "postgres", "db.migrate", "9001")]
+
+
+def test_audit_entries_have_stable_ids(any_itemctl):
+    any_itemctl("--as", "root", "users", "create", "root", "--admin")
+    any_itemctl("--as", "root", "items", "create", "one")
+    listed = any_itemctl("--as", "root", "audit", "list", "-o", "json").json()
+    ids = any_itemctl("--as", "root", "audit", "list", "-o", "id").stdout.split()
+    assert ids == [str(entry["id"]) for entry in listed] and len(set(ids)) == len(ids) >= 2
+    assert any_itemctl("--as", "root", "audit", "list", "-o", "json").json() == listed

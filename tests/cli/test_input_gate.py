@@ -124,3 +124,63 @@ def test_an_explicit_sqlite_file_that_does_not_exist_is_created_only_by_migrate(
     code, stderr = itemctl_bytes(url, "db", "migrate")
     assert code == 0 and typo.exists(), stderr
     assert sorted(os.listdir(tmp_path)) == ["typo.db"]
+
+
+CANARY = "Canary@Pa:ss/wo?rd#7f"
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("postgresql://owner:Hunter2@TopSecretPart@127.0.0.1/db", "percent-encode"),
+        ("postgresql://u:pw@[::1:5432/db", "IPv6"),
+        ("postgresql://postgres@127.0.0.1/db?bogus=1", 'invalid URI query parameter: "bogus"'),
+        (f"postgresql://owner:{CANARY}@127.0.0.1/db", "percent-encode"),
+    ],
+    ids=["unescaped @", "broken IPv6", "unknown parameter", "every special character"],
+)
+def test_urls_are_read_as_libpq_reads_them_and_never_echoed(url, named):
+    for verbose in ((), ("-v",)):
+        code, stderr = itemctl_bytes(url, *verbose, "items", "count")
+        last = stderr.strip().splitlines()[-1]  # -v adds the traceback before it
+        assert code == 7 and last.startswith("error:") and named in last, stderr
+        if not verbose:
+            one_error(stderr)
+        for secret in ("TopSecretPart", "Hunter2", "pw@", "Canary", "7f"):
+            assert secret not in stderr, (secret, stderr)
+
+
+def test_a_host_setting_holding_url_characters_is_refused_without_echo(tmp_path):
+    env = process_env(POSTGRES_SERVER="127.0.0.1/x?y=@secret", POSTGRES_USER="u")
+    completed = subprocess.run([sys.executable, "-m", "itemctl", "items", "list"], capture_output=True, text=True, env=env, timeout=60)
+    assert completed.returncode == 7 and "POSTGRES_SERVER" in completed.stderr and "secret" not in completed.stderr, completed.stderr
+
+
+def test_refused_and_unreachable_are_told_apart(postgres_admin):
+    base = "postgresql://{}@127.0.0.1:{}/{}"
+    for url, word in (
+        (base.format("no_such_role_x", 5432, "postgres"), "refused the connection: role"),
+        (base.format("postgres", 5432, "no_such_database_x"), "refused the connection: database"),
+        (base.format("postgres", 1, "postgres"), "is unreachable"),
+    ):
+        code, stderr = itemctl_bytes(url, "--connect-timeout", "2", "items", "count")
+        assert code == 7 and word in one_error(stderr), (url, stderr)
+
+
+@pytest.mark.parametrize("name", ["urgent\u200b", "\ufeffurgent", "ur\u2060gent"])
+def test_names_that_would_look_alike_are_refused(backend, name):
+    code, stderr = itemctl_bytes(backend.url, "tags", "create", name)
+    assert code == 6 and "invisible character" in one_error(stderr), stderr
+    code, stderr = itemctl_bytes(backend.url, "items", "create", "x", "--tag", name)
+    assert code == 6, stderr
+    assert backend.rows("SELECT count(*) FROM tag") == [(0,)]
+
+
+def test_migrate_as_a_role_without_create_is_exit_5_naming_the_privilege(postgres_admin, make_database):
+    url = make_database(migrated=False)
+    if not postgres_admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'itemctl_no_ddl'").fetchone():
+        postgres_admin.execute("CREATE ROLE itemctl_no_ddl LOGIN")
+    as_role = url.replace("postgresql+psycopg://postgres@", "postgresql://itemctl_no_ddl@")
+    code, stderr = itemctl_bytes(as_role, "db", "migrate")
+    line = one_error(stderr)
+    assert code == 5 and "may not do this" in line and "permission denied" in line, stderr

@@ -27,6 +27,10 @@ HOSTILE = [
     "'; DROP TABLE item; --", "%s %d {0} {}", "%(x)s", "\\", "NULL", "-1", "0", "-5", "1e308",
     "99999999999999999999999", "nan", "-", "x" * 300, "Ä" * 70, "café", "cafe\u0301", "a,b", "a;b",
     "root", "alice", "head", "base",
+    # What a shell passes for bytes that are not UTF-8, and values past what backends store.
+    "\udcff", "ok\udc80", "100000000000000000000", "9223372036854775808", "-9223372036854775809",
+    "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "x" * 100_000, "inf",
+    "urgent\u200b", "\ufeffurgent", "a\u2066b", "postgresql://u:p@ss@h/db?x=#y", "sqlite:///nowhere/x.db",
 ]
 
 

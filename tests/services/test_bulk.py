@@ -245,7 +245,7 @@ def nfc(text: str) -> str:
 title = st.text(TEXT, min_size=1, max_size=40).map(nfc).filter(lambda t: t.strip() == t and t)
 description = st.one_of(st.none(), st.text(st.one_of(TEXT, st.sampled_from("\n\t")), min_size=1, max_size=60).map(nfc))
 tag = (
-    st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=BIDI + ",;"), min_size=1, max_size=10)
+    st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cf"), blacklist_characters=BIDI + ",;"), min_size=1, max_size=10)
     .map(nfc)
     .filter(lambda t: t.strip() == t and t)
 )
