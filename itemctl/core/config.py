@@ -105,8 +105,26 @@ class DatabaseTarget:
         return {path + suffix: f"the database file{' ' + suffix if suffix else ''}" for suffix in ("", "-wal", "-shm", "-journal")}
 
     def display(self) -> str:
-        """The URL with its password hidden, and where it came from."""
+        """The URL with its password hidden, and where it came from; a database libpq
+        configures (``PGHOST``, ``PGSERVICE``) is named by what libpq resolved."""
+        if self.url == LIBPQ_URL:
+            return f"{_libpq_resolved()} (from {self.source})"
         return f"{hide_password(self.url)} (from {self.source})"
+
+
+LIBPQ_URL = "postgresql+psycopg://"  # every setting left to libpq, as psql would
+
+
+def _libpq_resolved() -> str:
+    """``postgresql://USER@HOST:PORT/DB`` as libpq's defaults resolve it (PGHOST, PGPORT,
+    PGUSER, PGDATABASE), with the service named when PGSERVICE chose it."""
+    from psycopg import pq
+
+    values = {o.keyword.decode(): o.val.decode() if o.val else None for o in pq.Conninfo.get_defaults()}
+    user = values.get("user") or ""
+    name = f"postgresql://{user}@{values.get('host') or 'localhost'}:{values.get('port') or 5432}/{values.get('dbname') or user}"
+    service = os.environ.get("PGSERVICE")
+    return f"{name} (service {service})" if service else name
 
 
 def _split_password(url: str) -> tuple[str, str, str] | None:
@@ -286,7 +304,7 @@ def resolve_database(
             return target
     if os.environ.get("PGHOST") or os.environ.get("PGSERVICE"):
         # An empty URL: libpq fills host, port, user, password and database from PG*.
-        return DatabaseTarget("postgresql+psycopg://", "PGHOST/PGSERVICE (libpq)")
+        return DatabaseTarget(LIBPQ_URL, "PGHOST/PGSERVICE (libpq)")
     if environment == LOCAL and not explicit_local_needed:
         return DatabaseTarget(f"sqlite:///{embedded}", "embedded default", embedded=True)
     if environment == LOCAL:

@@ -184,3 +184,12 @@ def test_migrate_as_a_role_without_create_is_exit_5_naming_the_privilege(postgre
     code, stderr = itemctl_bytes(as_role, "db", "migrate")
     line = one_error(stderr)
     assert code == 5 and "may not do this" in line and "permission denied" in line, stderr
+
+
+def test_a_database_libpq_configures_is_named_by_what_libpq_resolved():
+    env = process_env(PGHOST="127.0.0.1", PGPORT="1", PGDATABASE="items_x", PGUSER="app_x", ITEMCTL_ENV="prod")
+    completed = subprocess.run(
+        [sys.executable, "-m", "itemctl", "--as", "x", "items", "count"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert completed.returncode == 7, completed.stderr
+    assert "postgresql://app_x@127.0.0.1:1/items_x (from PGHOST/PGSERVICE (libpq))" in one_error(completed.stderr)
