@@ -88,11 +88,13 @@ def lock_holders(engine: Engine) -> str | None:
     """
     if engine.dialect.name != "postgresql":
         return None
+    # pg_locks shows every session's locks to every role; pg_stat_activity shows other
+    # roles' sessions by pid, role and application_name, and hides their transaction's
+    # start unless the asking role has pg_read_all_stats.
     query = """
-        SELECT a.pid, a.application_name, extract(epoch FROM now() - a.xact_start)::int
+        SELECT a.pid, a.usename, a.application_name, extract(epoch FROM now() - a.xact_start)::int
         FROM pg_stat_activity a
         WHERE a.pid <> pg_backend_pid() AND a.datname = current_database()
-          AND a.xact_start IS NOT NULL
           AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted
                       AND l.mode NOT IN ('AccessShareLock'))
         ORDER BY (SELECT max(CASE l.mode WHEN 'AccessExclusiveLock' THEN 3 WHEN 'ExclusiveLock' THEN 2
@@ -100,7 +102,7 @@ def lock_holders(engine: Engine) -> str | None:
                   FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
                   WHERE l.pid = a.pid AND l.granted
                     AND c.relname IN ('item', 'item_tag', 'tag', 'user', 'audit_log', 'alembic_version')) DESC NULLS LAST,
-                 a.xact_start
+                 a.xact_start NULLS LAST
         LIMIT 1
     """
     try:
@@ -110,8 +112,12 @@ def lock_holders(engine: Engine) -> str | None:
         return None
     if row is None:
         return None
-    pid, application, seconds = row
-    return f"pid {pid} (application_name {application or '(none)'!r}, in its transaction for {seconds} s)"
+    pid, role, application, seconds = row
+    if seconds is None:
+        age = "its time in the transaction is hidden: seeing it needs pg_read_all_stats"
+    else:
+        age = f"in its transaction for {seconds} s"
+    return f"pid {pid}, role {role} (application_name {application or '(none)'!r}, {age})"
 
 
 def unicode_lower(value):

@@ -257,9 +257,10 @@ def _advisory_holder(connection: Connection) -> str:
     row = connection.execute(
         text(
             """
-            SELECT a.pid, a.application_name, extract(epoch FROM now() - a.xact_start)::int
+            SELECT a.pid, a.usename, a.application_name, extract(epoch FROM now() - a.xact_start)::int
             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
             WHERE l.locktype = 'advisory' AND l.granted
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
               AND l.classid = :high AND l.objid = :low AND l.objsubid = 1
             LIMIT 1
             """
@@ -268,8 +269,9 @@ def _advisory_holder(connection: Connection) -> str:
     ).first()
     if row is None:
         return "holder unknown"
-    pid, application, seconds = row
-    return f"pid {pid}, application_name {application or '(none)'!r}, running for {seconds} s"
+    pid, role, application, seconds = row
+    running = "its time running is hidden: seeing it needs pg_read_all_stats" if seconds is None else f"running for {seconds} s"
+    return f"pid {pid}, role {role}, application_name {application or '(none)'!r}, {running}"
 
 
 def _is_lock_timeout(error: exc.DBAPIError) -> bool:

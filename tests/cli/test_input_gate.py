@@ -193,3 +193,24 @@ def test_a_database_libpq_configures_is_named_by_what_libpq_resolved():
     )
     assert completed.returncode == 7, completed.stderr
     assert "postgresql://app_x@127.0.0.1:1/items_x (from PGHOST/PGSERVICE (libpq))" in one_error(completed.stderr)
+
+
+def test_a_lock_held_by_another_role_is_named_by_pid_and_role(postgres_admin, make_database):
+    import psycopg
+
+    url = make_database()
+    plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    if not postgres_admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'itemctl_lock_viewer'").fetchone():
+        postgres_admin.execute("CREATE ROLE itemctl_lock_viewer LOGIN")
+    with psycopg.connect(plain, autocommit=True) as owner:
+        owner.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO itemctl_lock_viewer")
+    with psycopg.connect(plain) as blocker:
+        blocker.execute("SET application_name = 'night-batch'")
+        blocker.execute("LOCK TABLE item IN ACCESS EXCLUSIVE MODE")
+        pid = blocker.info.backend_pid
+        viewer = plain.replace("postgres@", "itemctl_lock_viewer@")
+        code, stderr = itemctl_bytes(viewer, "--lock-timeout", "1", "--as", "ann", "items", "count")
+        blocker.rollback()
+    line = one_error(stderr)
+    assert code == 4 and f"pid {pid}, role postgres" in line and "night-batch" in line, stderr
+    assert "pg_read_all_stats" in line, stderr  # why its transaction's age is not shown
