@@ -18,6 +18,7 @@ separately and walked in order.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -140,10 +141,15 @@ def _split_password(url: str) -> tuple[str, str, str] | None:
     return f"{scheme}://{user}", password, f"@{host}"
 
 
+_QUERY_SECRET = re.compile(r"([?&](?:password|sslpassword)=)[^&#]*", re.IGNORECASE)
+
+
 def hide_password(url: str) -> str:
-    """``postgresql+psycopg://app:***@db/items``."""
+    """``postgresql+psycopg://app:***@db/items``; a password given as a query parameter
+    (``?password=…``, ``?sslpassword=…``) is hidden too."""
     parts = _split_password(url)
-    return url if parts is None else f"{parts[0]}:***{parts[2]}"
+    url = url if parts is None else f"{parts[0]}:***{parts[2]}"
+    return _QUERY_SECRET.sub(lambda match: match.group(1) + "***", url)
 
 
 SUPPORTED_SCHEMES = ("postgresql+psycopg", "sqlite")
@@ -225,7 +231,7 @@ def check_url(url: str, source: str) -> None:
     except Exception as error:  # ArgumentError, ValueError: not a URL we can use
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DatabaseUnavailable(
-            f"invalid database URL {shown!r} from {source}: {reason}",
+            f"invalid database URL from {source}: {reason}",
             hint="use postgresql://USER@HOST:PORT/DB or sqlite:///PATH",
         ) from None
     if parsed.drivername not in SUPPORTED_SCHEMES:
@@ -241,6 +247,12 @@ def _password_of(url: str) -> str | None:
 
 
 def _register_url_secret(url: str) -> None:
+    from urllib.parse import unquote
+
+    for match in _QUERY_SECRET.finditer(url):
+        secret = url[match.end(1):match.end()]
+        register_secret(secret)
+        register_secret(unquote(secret))
     password = _password_of(url)
     if password:
         from urllib.parse import unquote

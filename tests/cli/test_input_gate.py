@@ -214,3 +214,14 @@ def test_a_lock_held_by_another_role_is_named_by_pid_and_role(postgres_admin, ma
     line = one_error(stderr)
     assert code == 4 and f"pid {pid}, role postgres" in line and "night-batch" in line, stderr
     assert "pg_read_all_stats" in line, stderr  # why its transaction's age is not shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://postgres@127.0.0.1:1/x?password=CanaryQ1", "postgresql://postgres@127.0.0.1:1/x?sslpassword=CanaryQ1", "CanaryQ1"],
+    ids=["password parameter", "sslpassword parameter", "not a URL"],
+)
+def test_a_password_in_the_query_or_a_bare_value_is_never_echoed(url):
+    for args in (["--connect-timeout", "1", "db", "check"], ["-v", "--connect-timeout", "1", "items", "count"], ["db", "migrate", "--sql"]):
+        completed = subprocess.run([sys.executable, "-m", "itemctl", "--database-url", url, *args], capture_output=True, text=True, env=process_env(), timeout=60)
+        assert "CanaryQ1" not in completed.stdout + completed.stderr, (args, completed.stderr)
