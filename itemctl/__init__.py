@@ -9,3 +9,7 @@ __version__ = "0.1.0"
 # models, so that `itemctl --version` can name the head without importing SQLModel.
 KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 SCHEMA_HEAD = KNOWN_REVISIONS[-1]
+
+# The longest wait, in seconds, both servers take for --lock-timeout and
+# --connect-timeout: PostgreSQL's lock_timeout is 2^31 - 1 milliseconds (about 24.8 days).
+MAX_TIMEOUT = 2_147_483

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from itemctl import SCHEMA_HEAD, __version__
+from itemctl import MAX_TIMEOUT, SCHEMA_HEAD, __version__
 from itemctl.cli.audit import app as audit_app
 from itemctl.cli.db import app as db_app
 from itemctl.cli.items import app as items_app
@@ -82,7 +82,7 @@ def root(
     ] = None,
     connect_timeout: Annotated[
         Optional[float],
-        typer.Option("--connect-timeout", metavar="S", min=0, help="Seconds to wait for a connection [default: 10]."),
+        typer.Option("--connect-timeout", metavar="S", min=0, max=MAX_TIMEOUT, help="Seconds to wait for a connection [default: 10]."),
     ] = None,
     lock_timeout: Annotated[
         Optional[float],
@@ -90,6 +90,7 @@ def root(
             "--lock-timeout",
             metavar="S",
             min=0,
+            max=MAX_TIMEOUT,
             help="Seconds to wait for a lock another session holds, then exit 4 naming it [env: ITEMCTL_LOCK_TIMEOUT; default: 30].",
         ),
     ] = None,

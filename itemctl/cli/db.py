@@ -91,7 +91,7 @@ def _review_sql(state, revision: str, *, downgrade_to: str | None = None, **time
     url = state.config().database.url
     try:
         with database_errors(state):
-            current = migrate.current(state.engine())
+            current = None if state.absent() else migrate.current(state.engine())
     except ItemctlError as error:
         if downgrade_to is not None:
             raise
@@ -174,7 +174,7 @@ def current_command(ctx: typer.Context, output: JsonOption = None) -> None:
 
     state = ctx.obj
     with database_errors(state):
-        revision = migrate.current(state.engine())
+        revision = None if state.absent() else migrate.current(state.engine())
     head = migrate.head_revision()
     where = _state(revision, head)
     if output is JsonOutput.json:
@@ -204,7 +204,7 @@ def history_command(ctx: typer.Context, output: JsonOption = None) -> None:
     current = None
     try:
         with database_errors(state):
-            current = migrate.current(state.engine())
+            current = None if state.absent() else migrate.current(state.engine())
     except Exception as error:  # history is readable without a database
         notice(f"current revision unknown: {getattr(error, 'message', error)}")
     revisions = migrate.history(current)
@@ -240,7 +240,7 @@ def check_command(ctx: typer.Context, output: JsonOption = None) -> None:
 
     state = ctx.obj
     with database_errors(state):
-        result = migrate.check(state.engine())
+        result = migrate.CheckResult(None, migrate.head_revision(), []) if state.absent() else migrate.check(state.engine())
     where = f"database {state.config().database.display()}"
     problem = None
     hint = None

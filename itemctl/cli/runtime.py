@@ -48,10 +48,20 @@ class State:
             )
         return self._config
 
+    def absent(self) -> bool:
+        """The embedded default's file does not exist yet (before its first use): inspecting it (``db current``, ``check``, ``history``) says it is
+        empty, and creates nothing."""
+        import os
+
+        database = self.config().database
+        files = list(database.files())
+        return database.embedded and bool(files) and not os.path.exists(files[0])
+
     def engine(self, *, create: bool = False) -> Engine:
-        """The engine of the configured database. An explicit SQLite file that does not
-        exist is created only when ``create`` (``db migrate``): a typo in a URL must not
-        leave an empty database behind."""
+        """The engine of the configured database. A SQLite file that does not exist is
+        created only when ``create``: by ``db migrate``, and by a data command on the
+        embedded default (created on first use); a typo in a URL must not leave an empty
+        database behind, nor a look at the schema an empty default."""
         if self._engine is None:
             import os
 
@@ -60,11 +70,18 @@ class State:
 
             config = self.config()
             files = list(config.database.files())
-            if files and not config.database.embedded and not create and not os.path.exists(files[0]):
-                raise DatabaseUnavailable(
-                    f"no such database file: {files[0]}",
-                    hint="`itemctl db migrate` creates it; otherwise check the URL",
-                )
+            if files and not os.path.exists(files[0]):
+                if not create:
+                    raise DatabaseUnavailable(
+                        f"no such database file: {files[0]}",
+                        hint="`itemctl db migrate` creates it; otherwise check the URL",
+                    )
+                directory = os.path.dirname(files[0]) or "."
+                if not config.database.embedded and not os.path.isdir(directory):
+                    raise DatabaseUnavailable(
+                        f"no such directory: {directory} (for the database file {os.path.basename(files[0])})",
+                        hint="create the directory first, or check the URL",
+                    )
             self._engine = create_db_engine(
                 config.database, connect_timeout=config.connect_timeout, lock_timeout=config.lock_timeout
             )
@@ -81,7 +98,7 @@ def database_errors(state: State) -> Iterator[None]:
         raise
     except Exception as error:
         config = state.config()
-        classified = classify(error, database=f"database {config.database.display()}")
+        classified = classify(error, database=f"database {config.database.display()}", role=config.database.role())
         if classified is None:
             raise
         if isinstance(classified, LockTimeout):
@@ -114,7 +131,7 @@ def command_session(
 
     config = state.config()
     with database_errors(state):
-        engine = state.engine()
+        engine = state.engine(create=config.database.embedded)
         if config.database.embedded:
             _migrate_embedded(engine)
         late = writes and stage_first and engine.dialect.name == "sqlite"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -26,14 +27,13 @@ from urllib.parse import quote
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from itemctl import MAX_TIMEOUT
 from itemctl.core.errors import DatabaseUnavailable, register_secret
 
 LOCAL = "local"
 DEV_USER = "dev-user"
 DEV_EMAIL = "dev-user@example.com"
 DEFAULT_LOCK_TIMEOUT = 30.0
-# The variables that name a database: set but empty is an error, never "not set".
-DATABASE_VARIABLES = ("ITEMCTL_DATABASE_URL", "DATABASE_URL", "POSTGRES_SERVER")
 
 
 class Settings(BaseSettings):
@@ -52,11 +52,10 @@ class Settings(BaseSettings):
     environment: str = Field(LOCAL, validation_alias=AliasChoices("ITEMCTL_ENV", "ENVIRONMENT"))
     user: str | None = Field(None, validation_alias="ITEMCTL_USER")
     email: str | None = Field(None, validation_alias="ITEMCTL_EMAIL")
-    connect_timeout: float = Field(10, validation_alias="ITEMCTL_CONNECT_TIMEOUT", ge=0)
-    lock_timeout: float = Field(DEFAULT_LOCK_TIMEOUT, validation_alias="ITEMCTL_LOCK_TIMEOUT", ge=0)
-    itemctl_env: str | None = Field(None, validation_alias="ITEMCTL_ENV")
+    connect_timeout: float = Field(10, validation_alias="ITEMCTL_CONNECT_TIMEOUT", ge=0, le=MAX_TIMEOUT)
+    lock_timeout: float = Field(DEFAULT_LOCK_TIMEOUT, validation_alias="ITEMCTL_LOCK_TIMEOUT", ge=0, le=MAX_TIMEOUT)
     ci: str | None = Field(None, validation_alias="CI")
-    data_dir: Path | None = Field(None, validation_alias="ITEMCTL_DATA_DIR")
+    data_dir: str | None = Field(None, validation_alias="ITEMCTL_DATA_DIR")
 
 
 class EnvironmentOnly(Settings):
@@ -105,6 +104,14 @@ class DatabaseTarget:
             return {}
         return {path + suffix: f"the database file{' ' + suffix if suffix else ''}" for suffix in ("", "-wal", "-shm", "-journal")}
 
+    def role(self) -> str | None:
+        """The role a PostgreSQL connection logs in as: the URL's user, else libpq's."""
+        if not self.is_postgres:
+            return None
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).username or _libpq_defaults().get("user")
+
     def display(self) -> str:
         """The URL with its password hidden, and where it came from; a database libpq
         configures (``PGHOST``, ``PGSERVICE``) is named by what libpq resolved."""
@@ -116,12 +123,19 @@ class DatabaseTarget:
 LIBPQ_URL = "postgresql+psycopg://"  # every setting left to libpq, as psql would
 
 
+def _libpq_defaults() -> dict[str, str | None]:
+    """What libpq fills in from PGHOST, PGPORT, PGUSER, PGDATABASE and its own defaults."""
+    from psycopg import pq
+
+    return {o.keyword.decode(): o.val.decode() if o.val else None for o in pq.Conninfo.get_defaults()}
+
+
 def _libpq_resolved() -> str:
     """``postgresql://USER@HOST:PORT/DB`` as libpq's defaults resolve it (PGHOST, PGPORT,
     PGUSER, PGDATABASE), with the service named when PGSERVICE chose it."""
     from psycopg import pq
 
-    values = {o.keyword.decode(): o.val.decode() if o.val else None for o in pq.Conninfo.get_defaults()}
+    values = _libpq_defaults()
     user = values.get("user") or ""
     name = f"postgresql://{user}@{values.get('host') or 'localhost'}:{values.get('port') or 5432}/{values.get('dbname') or user}"
     service = os.environ.get("PGSERVICE")
@@ -278,9 +292,11 @@ def _from_postgres_keys(layer: Settings) -> str:
     return f"postgresql+psycopg://{auth}{'@' if auth else ''}{host}:{layer.postgres_port}/{db}"
 
 
-def embedded_path(settings: Settings) -> Path:
+def embedded_path(settings: Settings, where: str = "environment") -> Path:
     if settings.data_dir is not None:
-        base = settings.data_dir
+        if not settings.data_dir.strip():
+            raise _empty(f"ITEMCTL_DATA_DIR ({where})")
+        base = Path(settings.data_dir)
     else:
         from platformdirs import user_data_path
 
@@ -293,7 +309,7 @@ def resolve_database(
     environ: Settings,
     dotenv: Settings,
     environment: str,
-    embedded: Path,
+    embedded: Callable[[], Path],
     *,
     explicit_local_needed: bool = False,
 ) -> DatabaseTarget:
@@ -309,16 +325,25 @@ def resolve_database(
             if value is not None:
                 return _url_target(value, f"{variable} ({where})")
         if layer.postgres_server is not None:
-            if not layer.postgres_server.strip():
-                raise _empty(f"POSTGRES_SERVER ({where})")
+            for variable, value in (
+                ("POSTGRES_SERVER", layer.postgres_server),
+                ("POSTGRES_USER", layer.postgres_user),
+                ("POSTGRES_PASSWORD", layer.postgres_password),
+                ("POSTGRES_DB", layer.postgres_db),
+            ):
+                if value is not None and not value.strip():
+                    raise _empty(f"{variable} ({where})")
             target = DatabaseTarget(_from_postgres_keys(layer), f"POSTGRES_* ({where})")
             check_url(target.url, target.source)
             return target
+    for variable in ("PGHOST", "PGSERVICE"):
+        if os.environ.get(variable) == "":
+            raise _empty(f"{variable} (environment)")
     if os.environ.get("PGHOST") or os.environ.get("PGSERVICE"):
         # An empty URL: libpq fills host, port, user, password and database from PG*.
         return DatabaseTarget(LIBPQ_URL, "PGHOST/PGSERVICE (libpq)")
     if environment == LOCAL and not explicit_local_needed:
-        return DatabaseTarget(f"sqlite:///{embedded}", "embedded default", embedded=True)
+        return DatabaseTarget(f"sqlite:///{embedded()}", "embedded default", embedded=True)
     if environment == LOCAL:
         raise DatabaseUnavailable(
             "no database configured: CI is set, so the embedded default is used only with ITEMCTL_ENV=local",
@@ -379,17 +404,51 @@ def _settings(kind: type[Settings]) -> Settings:
 
 # An empty identity never means "not given": a script whose variable did not arrive must
 # not act as dev-user, or in an environment named ''.
-IDENTITY_VARIABLES = ("ITEMCTL_USER", "ITEMCTL_ENV", "ENVIRONMENT")
+IDENTITY_VARIABLES = ("ITEMCTL_USER", "ITEMCTL_ENV", "ENVIRONMENT", "ITEMCTL_EMAIL")
+# Every variable itemctl reads: one that is not UTF-8 is refused, naming it.
+DATABASE_VARIABLES = (
+    "ITEMCTL_DATABASE_URL", "DATABASE_URL", "POSTGRES_SERVER", "POSTGRES_PORT", "POSTGRES_USER",
+    "POSTGRES_PASSWORD", "POSTGRES_DB", "ITEMCTL_DATA_DIR", "ITEMCTL_CONNECT_TIMEOUT",
+    "ITEMCTL_LOCK_TIMEOUT", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGPASSWORD",
+)
 
 
-def _refuse_empty_identity() -> None:
-    import os
+def _dotenv() -> Mapping[str, str | None]:
+    """``.env`` in the working directory, as pydantic-settings reads it."""
+    if not os.path.isfile(".env"):
+        return {}
+    from dotenv import dotenv_values
 
+    return dotenv_values(".env")
+
+
+def _refuse_unusable(dotenv: Mapping[str, str | None]) -> None:
+    """A variable whose bytes are not UTF-8 is refused naming it (6 for who is acting,
+    7 for where the database is), and so is an empty identity."""
     from itemctl.core.errors import InvalidInput
+    from itemctl.core.text import shown, undecodable
 
-    for name in IDENTITY_VARIABLES:
-        if os.environ.get(name) == "":
-            raise InvalidInput(f"{name} is set but empty; an empty value never means \"not given\"", hint=f"give it a value, or unset {name}")
+    for layer, where in ((os.environ, "environment"), (dotenv, ".env")):
+        for name in (*IDENTITY_VARIABLES, *DATABASE_VARIABLES):
+            value = layer.get(name)
+            if value is None:
+                continue
+            byte = undecodable(value)
+            if byte is not None:
+                problem = InvalidInput if name in IDENTITY_VARIABLES else DatabaseUnavailable
+                raise problem(
+                    f"{name} ({where}) is not valid UTF-8 (the byte {byte})"
+                    + ("" if name in SECRET_VARIABLES or name.endswith("URL") else f": {shown(value)}"),
+                    hint=f"fix or unset {name}",
+                )
+            if value == "" and name in IDENTITY_VARIABLES:
+                raise InvalidInput(
+                    f"{name} ({where}) is set but empty; an empty value never means \"not given\"",
+                    hint=f"give it a value, or unset {name}",
+                )
+
+
+SECRET_VARIABLES = ("POSTGRES_PASSWORD", "PGPASSWORD")
 
 
 def load_config(
@@ -402,19 +461,23 @@ def load_config(
     lock_timeout: float | None = None,
 ) -> Config:
     """Resolve the configuration: explicit arguments (the CLI's global options) first."""
-    _refuse_empty_identity()
+    raw_dotenv = _dotenv()
+    _refuse_unusable(raw_dotenv)
     environ = _settings(EnvironmentOnly)
     dotenv = _settings(DotenvOnly)
     merged = _settings(Settings)  # environment beats .env for the plain settings
     env = environment or merged.environment
-    explicit_local = environment == LOCAL or environ.itemctl_env == LOCAL
+    # Under CI the embedded default needs ITEMCTL_ENV=local itself: ENVIRONMENT=local,
+    # often set for other tools, is not that explicit choice.
+    explicit_local = LOCAL in (environment, os.environ.get("ITEMCTL_ENV"), raw_dotenv.get("ITEMCTL_ENV"))
+    data_dir_from = "environment" if "ITEMCTL_DATA_DIR" in os.environ else ".env"
     return Config(
         database=resolve_database(
             database_url,
             environ,
             dotenv,
             env,
-            embedded_path(merged),
+            lambda: embedded_path(merged, data_dir_from),
             explicit_local_needed=ci_is_set(environ.ci) and not explicit_local,
         ),
         environment=env,

@@ -5,6 +5,8 @@ Services raise these; ``itemctl.cli.main`` is the one place that prints them and
 
 from __future__ import annotations
 
+import re
+
 
 class ItemctlError(Exception):
     """Base of every error the user is meant to see."""
@@ -158,6 +160,11 @@ def is_unreachable(error: BaseException) -> bool:
 REFUSED_SQLSTATES = ("28", "3D")
 
 
+# libpq's words for a setting it cannot use, found before any connection is tried:
+# `invalid port number: "99999"`, `invalid sslmode value: "bogus"`.
+_LIBPQ_SETTING = re.compile(r'invalid [a-z_ ]+(?:value|number)(?:: ".*")?')
+
+
 def _refused(error: BaseException) -> bool:
     """Whether the server answered (refused) rather than nothing answering (unreachable).
     psycopg gives no SQLSTATE for a refusal at connect time; the server's own FATAL does."""
@@ -165,10 +172,11 @@ def _refused(error: BaseException) -> bool:
     return sqlstate.startswith(REFUSED_SQLSTATES) or "FATAL:" in str(_driver(error))
 
 
-def classify(error: BaseException, *, database: str = "the database") -> ItemctlError | None:
+def classify(error: BaseException, *, database: str = "the database", role: str | None = None) -> ItemctlError | None:
     """The ItemctlError (exit code, one line, hint) this failure means, or None for a bug.
 
-    ``database`` names the database for messages (its URL with the password hidden).
+    ``database`` names the database for messages (its URL with the password hidden), and
+    ``role`` the role it logged in as, named when a privilege is missing.
     """
     if isinstance(error, ItemctlError):
         return error
@@ -177,7 +185,7 @@ def classify(error: BaseException, *, database: str = "the database") -> Itemctl
     module = type(error).__module__
     if module.startswith(("sqlalchemy", "psycopg", "sqlite3")):
         # Bulk work talks to psycopg directly (COPY): its errors arrive unwrapped.
-        return _classify_database(error, database)
+        return _classify_database(error, database, role)
     if module.startswith("alembic"):
         # CommandError ("Can't locate revision identified by '0009'") and the revision
         # map's errors (a relative downgrade past the base): a revision that is not there.
@@ -201,7 +209,7 @@ def _is_driver_error(error: BaseException) -> bool:
     return type(error).__module__.startswith(("psycopg", "sqlite3")) and hasattr(error, "args")
 
 
-def _classify_database(error: BaseException, database: str) -> ItemctlError | None:
+def _classify_database(error: BaseException, database: str, role: str | None = None) -> ItemctlError | None:
     from sqlalchemy import exc
 
     if isinstance(error, (exc.ArgumentError, exc.NoSuchModuleError)) and not isinstance(error, exc.DBAPIError):
@@ -213,6 +221,12 @@ def _classify_database(error: BaseException, database: str) -> ItemctlError | No
         return None
     reason = primary_message(error)
     if is_unreachable(error):
+        misread = _LIBPQ_SETTING.search(reason)
+        if misread and not _refused(error):
+            return DatabaseUnavailable(
+                f"{database} is misconfigured: {misread.group()}",
+                hint="libpq refused this setting before trying to connect: check the URL's port and parameters, and PG* variables",
+            )
         if _refused(error):
             return DatabaseUnavailable(
                 f"{database} refused the connection: {reason.split('FATAL:', 1)[-1].strip()}",
@@ -253,7 +267,7 @@ def _classify_database(error: BaseException, database: str) -> ItemctlError | No
         return ConflictError(f"a concurrent change conflicts with this one: {reason}", hint="run the command again")
     if sqlstate == INSUFFICIENT_PRIVILEGE:
         return PermissionDenied(
-            f"the database role may not do this: {reason}",
+            f"the database role{f' {role!r}' if role else ''} may not do this: {reason}",
             hint="ask the database owner to grant it, or run the command as a role that has it",
         )
     if sqlstate.startswith(("53", "58")):

@@ -81,10 +81,12 @@ def undecodable(text: str) -> str | None:
 
 
 def shown(value: str) -> str:
-    """A value a user gave, as an error message may echo it: control characters and
-    undecodable bytes escaped, cut to about 60 characters with its length."""
+    """A value a user gave, as an error message may echo it: control characters, invisible
+    format characters and undecodable bytes escaped, cut to about 60 characters with its length."""
     text = _SURROGATE.sub(lambda match: f"\\x{ord(match.group()) - 0xDC00:02x}", value)
     text = escape_controls(text)
+    if not text.isascii():  # invisible format characters too: the message shows what differs
+        text = "".join(escape_char(c) if unicodedata.category(c) == "Cf" else c for c in text)
     if len(text) > SHOWN_LENGTH:
         return f"'{text[:SHOWN_LENGTH]}…' ({len(value):,} characters)"
     return f"'{text}'"

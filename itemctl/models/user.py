@@ -69,9 +69,9 @@ Index("uq_user_lower_email", func.lower(User.__table__.c.email), unique=True)
 
 
 class UserPublic(SQLModel):
-    id: uuid.UUID
+    id: uuid.UUID | None  # None: an actor not created yet (``users whoami`` before a write)
     username: str
     email: str | None
     is_admin: bool
-    created_at: datetime
+    created_at: datetime | None
     item_count: int = 0

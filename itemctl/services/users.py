@@ -25,6 +25,12 @@ def _item_count(session: Session, user: User) -> int:
 
 
 def public_user(*, session: Session, user: User) -> UserPublic:
+    """A user as shown; one not created yet (an actor a read-only command met for the first
+    time) has no id and no creation time, rather than ones that will never be stored."""
+    from sqlalchemy import inspect
+
+    if not inspect(user).persistent:
+        return UserPublic.model_validate(user, update={"id": None, "created_at": None, "item_count": 0})
     return UserPublic.model_validate(user, update={"item_count": _item_count(session, user)})
 
 

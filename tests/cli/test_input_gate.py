@@ -72,7 +72,7 @@ def test_an_empty_value_never_means_not_given(backend, args, named):
 def test_an_empty_identity_variable_is_refused(backend, variable):
     env = process_env(**{variable: ""})
     code, stderr = itemctl_bytes(backend.url, "items", "create", "as nobody", env=env)
-    assert code == 6 and f"{variable} is set but empty" in one_error(stderr), stderr
+    assert code == 6 and f"{variable} (environment) is set but empty" in one_error(stderr), stderr
     assert backend.rows("SELECT count(*) FROM item") == [(0,)]
 
 
@@ -183,7 +183,7 @@ def test_migrate_as_a_role_without_create_is_exit_5_naming_the_privilege(postgre
     as_role = url.replace("postgresql+psycopg://postgres@", "postgresql://itemctl_no_ddl@")
     code, stderr = itemctl_bytes(as_role, "db", "migrate")
     line = one_error(stderr)
-    assert code == 5 and "may not do this" in line and "permission denied" in line, stderr
+    assert code == 5 and "role 'itemctl_no_ddl' may not do this" in line and "permission denied" in line, stderr
 
 
 def test_a_database_libpq_configures_is_named_by_what_libpq_resolved():
@@ -225,3 +225,142 @@ def test_a_password_in_the_query_or_a_bare_value_is_never_echoed(url):
     for args in (["--connect-timeout", "1", "db", "check"], ["-v", "--connect-timeout", "1", "items", "count"], ["db", "migrate", "--sql"]):
         completed = subprocess.run([sys.executable, "-m", "itemctl", "--database-url", url, *args], capture_output=True, text=True, env=process_env(), timeout=60)
         assert "CanaryQ1" not in completed.stdout + completed.stderr, (args, completed.stderr)
+
+
+# Found by a second hostile hour: settings, readers and messages that still slipped past.
+
+
+def run_env(env: dict, *args: str, cwd=None) -> tuple[int, str, str]:
+    """Run itemctl with exactly this environment (bytes allowed, as a shell passes them)."""
+    completed = subprocess.run([sys.executable, "-m", "itemctl", *args], capture_output=True, env=env, cwd=cwd, timeout=60)
+    return completed.returncode, completed.stdout.decode(errors="replace"), completed.stderr.decode(errors="replace")
+
+
+def test_ci_uses_the_embedded_default_only_with_itemctl_env_local(tmp_path):
+    data = str(tmp_path / "data")
+    code, _, stderr = run_env(process_env(CI="true", ENVIRONMENT="local", ITEMCTL_DATA_DIR=data), "items", "list")
+    assert code == 7 and "ITEMCTL_ENV=local" in one_error(stderr), stderr
+    assert not (tmp_path / "data").exists()
+    code, _, stderr = run_env(process_env(CI="true", ITEMCTL_ENV="local", ITEMCTL_DATA_DIR=data), "items", "list")
+    assert code == 0, stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"POSTGRES_SERVER": "127.0.0.1", "POSTGRES_DB": ""}, "POSTGRES_DB"),
+        ({"POSTGRES_SERVER": "127.0.0.1", "POSTGRES_USER": ""}, "POSTGRES_USER"),
+        ({"PGHOST": ""}, "PGHOST"),
+        ({"PGSERVICE": ""}, "PGSERVICE"),
+        ({"ITEMCTL_DATA_DIR": ""}, "ITEMCTL_DATA_DIR"),
+    ],
+    ids=lambda s: ",".join(s) if isinstance(s, dict) else s,
+)
+def test_an_empty_database_setting_is_refused_naming_it(tmp_path, settings, named):
+    env = process_env(ITEMCTL_DATA_DIR=str(tmp_path / "data"))
+    env.update(settings)
+    code, _, stderr = run_env(env, "items", "list", cwd=tmp_path)
+    assert code == 7 and f"{named} (environment) is set but empty" in one_error(stderr), stderr
+    assert os.listdir(tmp_path) == []  # no database was created anywhere
+
+
+@pytest.mark.parametrize("variable", ["ITEMCTL_USER", "ITEMCTL_ENV", "ENVIRONMENT"])
+def test_an_empty_identity_in_dotenv_is_refused_too(tmp_path, variable):
+    (tmp_path / ".env").write_text(f"{variable}=\n")
+    env = process_env(ITEMCTL_DATA_DIR=str(tmp_path / "data"))
+    code, _, stderr = run_env(env, "items", "create", "as nobody", cwd=tmp_path)
+    assert code == 6 and f"{variable} (.env) is set but empty" in one_error(stderr), stderr
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "code"),
+    [
+        (b"ITEMCTL_DATABASE_URL", b"postgresql://\xff@127.0.0.1/x", 7),
+        (b"ITEMCTL_ENV", b"\xff", 6),
+        (b"ITEMCTL_USER", b"r\xfft", 6),
+        (b"POSTGRES_SERVER", b"\xff", 7),
+    ],
+    ids=lambda v: v.decode(errors="replace") if isinstance(v, bytes) else str(v),
+)
+def test_a_setting_that_is_not_utf8_is_refused_naming_it(tmp_path, variable, value, code):
+    env = {k.encode(): v.encode() for k, v in process_env(ITEMCTL_DATA_DIR=str(tmp_path / "data")).items()}
+    env[variable] = value
+    got, _, stderr = run_env(env, "items", "list")
+    line = one_error(stderr)
+    assert got == code and variable.decode() in line and "not valid UTF-8" in line, stderr
+
+
+def test_readers_refuse_a_file_cut_mid_record_and_an_empty_compressed_file(backend, tmp_path):
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text('{"title": "whole"}\n{"title": "cut off"')
+    empty = tmp_path / "empty.csv.gz"
+    empty.write_bytes(b"")
+    for args, named in (
+        ([str(cut), "--rejects", str(tmp_path / "rejects.jsonl")], "line 2: the file ends in the middle of a record"),
+        ([str(cut)], "line 2: the file ends in the middle of a record"),
+        ([str(empty)], "not gzip"),
+    ):
+        code, stderr = itemctl_bytes(backend.url, "items", "import", *args)
+        assert code == 6 and named in one_error(stderr), (args, stderr)
+    assert backend.rows("SELECT count(*) FROM item") == [(0,)]
+
+
+def test_a_json_record_naming_a_field_twice_is_refused(backend, tmp_path):
+    doubled = tmp_path / "doubled.jsonl"
+    doubled.write_text('{"title": "first", "title": "second"}\n')
+    code, stderr = itemctl_bytes(backend.url, "items", "import", str(doubled))
+    assert code == 6 and "line 1" in one_error(stderr) and "'title' more than once" in one_error(stderr), stderr
+    assert backend.rows("SELECT count(*) FROM item") == [(0,)]
+
+
+@pytest.mark.parametrize("value", ["1e10", "2147484", "-1"])
+def test_a_lock_timeout_past_what_the_servers_take_is_refused(backend, value):
+    code, stderr = itemctl_bytes(backend.url, "--lock-timeout", value, "items", "count")
+    assert code in (2, 6) and "--lock-timeout" in one_error(stderr), stderr
+
+
+def test_migrate_into_a_directory_that_does_not_exist_is_exit_7(tmp_path):
+    code, stderr = itemctl_bytes(f"sqlite:///{tmp_path / 'nowhere' / 'items.db'}", "db", "migrate")
+    assert code == 7 and "no such directory" in one_error(stderr), stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("postgresql://postgres@127.0.0.1:99999/postgres", 'invalid port number: "99999"'),
+        ("postgresql://postgres@127.0.0.1/postgres?sslmode=bogus", 'invalid sslmode value: "bogus"'),
+    ],
+    ids=["port", "sslmode"],
+)
+def test_a_setting_libpq_rejects_is_not_called_unreachable(url, named):
+    code, stderr = itemctl_bytes(url, "items", "count")
+    line = one_error(stderr)
+    assert code == 7 and named in line and "unreachable" not in line and "nothing answered" not in line, stderr
+
+
+@pytest.mark.parametrize("args", [["db", "check"], ["db", "current"], ["db", "history"]])
+def test_inspecting_the_embedded_default_leaves_no_file_behind(tmp_path, args):
+    data = tmp_path / "data"
+    code, _, stderr = run_env(process_env(ITEMCTL_DATA_DIR=str(data)), *args)
+    assert code == (8 if args[1] == "check" else 0), stderr
+    assert not (data / "itemctl.db").exists()
+
+
+def test_whoami_for_a_user_not_yet_created_has_no_id(backend):
+    completed = subprocess.run(
+        [sys.executable, "-m", "itemctl", "--database-url", backend.url, "--as", "newcomer", "users", "whoami", "-o", "json"],
+        capture_output=True, text=True, env=process_env(), timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    import json
+
+    shown = json.loads(completed.stdout)
+    assert shown["username"] == "newcomer" and shown["id"] is None and shown["created_at"] is None, shown
+
+
+def test_an_invisible_character_in_a_username_is_shown_escaped(backend):
+    code, stderr = itemctl_bytes(backend.url, "--as", "a\u200bb", "items", "list")
+    line = one_error(stderr)
+    assert code == 6 and "\u200b" not in stderr and "a\\u200bb" in line, stderr

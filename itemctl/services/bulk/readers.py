@@ -46,6 +46,9 @@ def decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
     if name.lower().endswith(".gz"):
         import gzip
 
+        if hasattr(stream, "peek") and not stream.peek(1):
+            # gzip reads nothing as an empty stream; a gzip file has at least a header.
+            raise InvalidInput("the compressed input is empty: not gzip", hint="check the file, or drop .gz from its name")
         return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
     return stream
 
@@ -194,6 +197,22 @@ class FieldCountError:
     values: list[str]
 
 
+class RepeatedKey(ValueError):
+    """An object that names one key twice: JSON keeps the last, silently; itemctl refuses."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise RepeatedKey(f"names {repeated!r} more than once")
+    return data
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
 def _read_jsonl(text_stream: IO[str]) -> Iterator[Record]:
     row_number = 0
     for line_number, line in enumerate(text_stream, start=1):
@@ -201,9 +220,16 @@ def _read_jsonl(text_stream: IO[str]) -> Iterator[Record]:
             continue
         row_number += 1
         try:
-            data = json.loads(line)
+            data = _DECODER.decode(line)
         except json.JSONDecodeError as error:
+            if not line.endswith("\n"):  # the last line, cut short: the file is not whole
+                raise InvalidInput(
+                    f"line {line_number}: the file ends in the middle of a record ({error.msg})",
+                    hint="the file was cut short: check how it was written or copied",
+                ) from None
             data = JsonError(f"invalid JSON: {error.msg} (column {error.colno})", line.rstrip("\r\n"))
+        except RepeatedKey as error:
+            data = JsonError(f"invalid record: it {error}", line.rstrip("\r\n"))
         except RecursionError:
             data = JsonError("invalid record: nested too deeply", line.rstrip("\r\n")[:200])
         yield Record(line_number, row_number, data)
@@ -220,7 +246,7 @@ MAX_ELEMENT = 1 << 20  # characters: far more than any valid record of an array 
 
 def _read_json_array(text_stream: IO[str], chunk_size: int = 1 << 16) -> Iterator[Record]:
     """Elements of a top-level JSON array, decoded one by one from a sliding buffer."""
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
     buffer, position, line = "", 0, 1
     eof = False
 
@@ -282,6 +308,8 @@ def _read_json_array(text_stream: IO[str], chunk_size: int = 1 << 16) -> Iterato
                 raise InvalidInput(
                     f"line {where}: element {row_number + 1} of the JSON array is not valid JSON: {error.msg}"
                 ) from None
+            except RepeatedKey as error:
+                raise InvalidInput(f"line {line}: element {row_number + 1} of the JSON array {error}") from None
             except RecursionError:
                 raise InvalidInput(f"line {line}: element {row_number + 1} of the JSON array is nested too deeply") from None
         row_number += 1
