@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from tests.conftest import run_process
+import pytest
+
+from tests.conftest import process_env, run_process
 
 
 def test_help_lists_every_group(run):
@@ -171,3 +173,33 @@ def test_a_connection_lost_during_commit_says_the_outcome_is_unknown(itemctl, mo
     result = itemctl("--as", "alice", "items", "create", "maybe")
     assert result.exit_code == 7
     assert "lost during COMMIT" in result.stderr and "may or may not" in result.stderr
+
+
+LEFT_OUT = ("alembic", "rich", "email_validator", "itemctl.services.bulk", "itemctl.services.dump", "typer.rich_utils")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["items", "list", "-o", "json"],
+        ["items", "get", "00000000", "-o", "json"],
+        ["items", "count"],
+        ["users", "whoami", "-o", "json"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_a_read_command_leaves_out_what_it_does_not_need(backend, args):
+    """No Alembic, no Rich off a terminal, no email validation, no plugin discovery, no
+    bulk machinery: which modules a read loads, not how long it takes."""
+    import subprocess
+
+    assert run_process("--database-url", backend.url, "--as", "reader", "items", "create", "seen").exit_code == 0
+    code = (
+        "import sys\n"
+        "from itemctl.__main__ import run\n"
+        f"sys.argv = ['itemctl', '--database-url', {backend.url!r}, '--as', 'reader', *{args!r}]\n"
+        "code = run()\n"
+        f"print(code, sorted(m for m in sys.modules if m.startswith({LEFT_OUT!r})), file=sys.stderr)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=process_env())
+    assert completed.stderr.strip().splitlines()[-1] in ("0 []", "3 []"), completed.stderr  # items get 0: not found
