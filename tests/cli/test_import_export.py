@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import sys
 
 import psycopg
 import pytest
 
-from tests.conftest import run_process
+from tests.conftest import process_env, run_process
 
 
 def query(url: str, sql: str):
@@ -188,7 +190,7 @@ def phases(stderr: str) -> list[str]:
     return [part.rsplit(" ", 2)[0] for part in line.removeprefix("import timings: ").split(", ")]
 
 
-def test_a_clean_file_loads_directly_and_a_pipe_through_the_staged_path(itemctl, pg_url, tmp_path, make_database):
+def test_a_clean_file_and_a_clean_pipe_both_load_directly(itemctl, pg_url, tmp_path, make_database):
     rows = generated(2500)  # more than one batch: the COPY pauses for new tags
     path = write_csv(tmp_path / "items.csv", rows)
     direct = itemctl("-v", "--as", "alice", "items", "import", path)
@@ -198,8 +200,41 @@ def test_a_clean_file_loads_directly_and_a_pipe_through_the_staged_path(itemctl,
     with open(path, encoding="utf-8") as f:
         piped = run_process("--database-url", other, "-v", "--as", "alice", "items", "import", "-", input=f.read())
     assert piped.exit_code == 0, piped
-    assert phases(piped.stderr) == ["stage", "check", "write"]
+    assert phases(piped.stderr) == ["client", "items", "links"]
     assert signature(pg_url) == signature(other)
+
+
+def test_a_pipe_with_a_late_problem_is_read_again_from_its_spool_and_leaves_none(pg_url, tmp_path):
+    """The direct load met the problem after writing batches: the staged path replays what
+    the pipe gave, reads the rest, and names the rows; the spool never outlives the command."""
+    spool_dir = tmp_path / "tmp"
+    spool_dir.mkdir()
+    env = process_env(TMPDIR=str(spool_dir))
+    rows = [{**row, "owner": "alice"} for row in generated(5000)] + [{"title": "item 10", "owner": "alice"}]
+    with open(write_csv(tmp_path / "r.csv", rows), encoding="utf-8") as f:
+        text = f.read()
+    repeat = run_process("--database-url", pg_url, "-v", "--as", "alice", "items", "import", "-", input=text, env=env)
+    assert repeat.exit_code == 6, repeat
+    assert "line 5002 (row 5001): title: 'item 10' for owner 'alice' is also on line 12 (row 11)" in repeat.stderr
+    clean = run_process("--database-url", pg_url, "--as", "alice", "items", "import", "-", "--rejects", str(tmp_path / "rej.jsonl"), input=text, env=env)
+    assert clean.exit_code == 0 and "inserted 5000" in clean.stderr and "rejected 1" in clean.stderr, clean
+    assert query(pg_url, "SELECT count(*) FROM item")[0][0] == 5000
+    assert os.listdir(spool_dir) == []
+
+
+def test_a_spool_that_cannot_be_written_is_exit_6_and_imports_nothing(pg_url, tmp_path):
+    import resource
+    import signal
+    import subprocess
+
+    text = "title\n" + "".join(f"row {i} {'x' * 100}\n" for i in range(20_000))  # about 2 MB
+    completed = subprocess.run(
+        [sys.executable, "-m", "itemctl", "--database-url", pg_url, "--as", "alice", "items", "import", "-"],
+        input=text, capture_output=True, text=True, env=process_env(TMPDIR=str(tmp_path)), timeout=60,
+        preexec_fn=lambda: (signal.signal(signal.SIGXFSZ, signal.SIG_IGN), resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))),
+    )
+    assert completed.returncode == 6 and "cannot keep a copy of the piped input" in completed.stderr, completed.stderr
+    assert query(pg_url, "SELECT count(*) FROM item")[0][0] == 0
 
 
 @pytest.mark.parametrize("exclusive", [False, True], ids=["plain", "exclusive"])

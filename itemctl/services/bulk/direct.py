@@ -33,13 +33,9 @@ class NotClean(Exception):
     """The input needs the staged path (its errors, or a case this path does not take)."""
 
 
-def applies(dialect: str, options: ImportOptions, stream) -> bool:
-    """Insert mode on PostgreSQL, from an input that can be read a second time."""
-    try:
-        seekable = stream.seekable()
-    except (AttributeError, ValueError):
-        seekable = False
-    return dialect == "postgresql" and options.mode == "insert" and seekable
+def applies(dialect: str, options: ImportOptions) -> bool:
+    """Insert mode on PostgreSQL (a pipe is spooled so that it can be read a second time)."""
+    return dialect == "postgresql" and options.mode == "insert"
 
 
 def _uuid4_hex():

@@ -24,6 +24,7 @@ from itemctl.services.bulk.loader import (
 from itemctl.services.bulk import direct
 from itemctl.services.bulk.postgres import PostgresLoader
 from itemctl.services.bulk.readers import read_records
+from itemctl.services.bulk.spool import rewindable
 from itemctl.services.bulk.sqlite import SqliteLoader
 from itemctl.services.bulk.validation import source_of, validate
 
@@ -66,9 +67,14 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
         with session.begin_nested():
             session.connection()
             summary = None
-            if direct.applies(connection.dialect.name, options, stream):
-                summary = _load_direct(connection, actor, default_owner, stream, options)
-            if summary is None:
+            if direct.applies(connection.dialect.name, options):
+                # A pipe is spooled as it is read, so that the staged path can read it again.
+                with rewindable(stream) as again:
+                    summary = _load_direct(connection, actor, default_owner, again, options)
+                    if summary is None:
+                        summary, invalid = _stage(loader, actor, default_owner, again, options)
+                        _check_and_write(loader, options, invalid, summary)
+            else:
                 summary, invalid = _stage(loader, actor, default_owner, stream, options)
                 _check_and_write(loader, options, invalid, summary)
             _audit(session, actor, options, summary)
