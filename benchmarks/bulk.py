@@ -12,6 +12,7 @@ For each size it generates N items (100 owners; 0-3 of 50 tags each) as CSV, the
        have exactly itemctl's indexes and foreign keys (the baseline);
   (b)  itemctl items import of the CSV into a fresh migrated database;
   (b') the same with --exclusive;
+  (p)  (b) from a pipe: cat items.csv | itemctl items import -;
   (s)  itemctl items import --mode skip, and (u) --mode upsert, of the same file into the
        database of (b), which already holds every row;
   (c)  itemctl items export --format csv of all items;
@@ -19,7 +20,7 @@ For each size it generates N items (100 owners; 0-3 of 50 tags each) as CSV, the
 
 and prints rows/s, the peak RSS of each itemctl process, the phase timings each import
 reports with -v (client CPU, items, links, indexes, constraints; or stage, check, write),
-and the ratios (b)/(a), (b')/(a),
+and the ratios (b)/(a), (b')/(a), (p)/(a),
 (s)/(a), (u)/(a) and (c)/(d). Databases are created on the server at --server (default: the
 local one as role postgres) and dropped at the end.
 """
@@ -178,6 +179,17 @@ def fresh_import(server: Server, name: str, items_csv: Path, *flags: str) -> Run
     return run(importing(url, str(items_csv), *flags))
 
 
+def piped_import(server: Server, name: str, items_csv: Path) -> Run:
+    """(p): (b) from a pipe, as scripts run it: ``cat items.csv | itemctl items import -``."""
+    import shlex
+
+    url = server.database(name)
+    prepare(url)
+    checkpoint(server)
+    command = " ".join(shlex.quote(part) for part in importing(url, "-"))
+    return run(["sh", "-c", f"cat {shlex.quote(str(items_csv))} | {command}"])
+
+
 def measure(server: Server, rows: int, keep: Path | None, quick: bool = False, repeat: int = 1) -> dict[str, Run]:
     work = Path(tempfile.mkdtemp(prefix="itemctl-bench-", dir=keep))
     results: dict[str, Run] = {}
@@ -193,6 +205,7 @@ def measure(server: Server, rows: int, keep: Path | None, quick: bool = False, r
             "b' itemctl import --exclusive": lambda: fresh_import(
                 server, f"itemctl_bench_exclusive_{rows}", items_csv, "--exclusive"
             ),
+            "p  cat file | itemctl import -": lambda: piped_import(server, f"itemctl_bench_piped_{rows}", items_csv),
         }
         runs: dict[str, list[Run]] = {name: [] for name in steps}
         for attempt in range(repeat):
@@ -205,7 +218,8 @@ def measure(server: Server, rows: int, keep: Path | None, quick: bool = False, r
             if repeat > 1:
                 print(f"{name:45} " + ", ".join(f"{run.seconds:.2f}" for run in attempts) + " s")
         url = server.url_of(f"itemctl_bench_import_{rows}")  # (b)'s database, which the steps below read
-        server.admin.execute(f'DROP DATABASE IF EXISTS "itemctl_bench_exclusive_{rows}" WITH (FORCE)')
+        for other in ("exclusive", "piped"):
+            server.admin.execute(f'DROP DATABASE IF EXISTS "itemctl_bench_{other}_{rows}" WITH (FORCE)')
         if quick:
             report(rows, results)
             return results
@@ -232,12 +246,13 @@ def measure(server: Server, rows: int, keep: Path | None, quick: bool = False, r
 
 
 def report(rows: int, results: dict[str, Run]) -> None:
-    print_runs(rows, results, rss_for="bcsu")
+    print_runs(rows, results, rss_for="bcsup")
     a = results["a  psql \\copy (baseline)"].seconds
     d = results["d  psql \\copy (select ...) to stdout"].seconds if "d  psql \\copy (select ...) to stdout" in results else None
     print_ratios(results, [
         ("(b)/(a)  import", "b  itemctl import", a, 1.05),
         ("(b')/(a) import --exclusive", "b' itemctl import --exclusive", a, 0.5),
+        ("(p)/(a)  import from a pipe", "p  cat file | itemctl import -", a, 1.05),
         ("(s)/(a)  import --mode skip", "s  itemctl import --mode skip (all present)", a, 1.5),
         ("(u)/(a)  import --mode upsert", "u  itemctl import --mode upsert (all present)", a, 1.5),
         ("(c)/(d)  export", "c  itemctl export --format csv", d, 1.1),
