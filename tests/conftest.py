@@ -400,3 +400,16 @@ def pgbouncer(postgres_admin):
     process.terminate()
     process.wait(timeout=10)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def plain(url: str) -> str:
+    """A test URL as libpq and psycopg take it (without SQLAlchemy's driver name)."""
+    return url.replace("+psycopg", "")
+
+
+def scalar(url: str, sql: str):
+    """The one value ``sql`` returns from the PostgreSQL database at ``url``."""
+    import psycopg
+
+    with psycopg.connect(plain(url)) as conn:
+        return conn.execute(sql).fetchone()[0]

@@ -116,12 +116,42 @@ def root(
     )
 
 
-def _error(message: str, hint: str | None = None) -> None:
+def _error(message: str, hint: str | None = None, *, code: int = 1, as_json: bool = False) -> None:
+    """The one line a failure prints on stderr: ``error: …`` for people, or, when the
+    command's output is JSON (``-o json``/``-o ndjson``), one JSON object for programs."""
+    if as_json:
+        from itemctl.core.errors import KINDS
+        from itemctl.core.sink import to_json
+
+        say(to_json({"error": {"code": code, "kind": KINDS.get(code, "internal"), "message": message, "hint": hint}}))
+        return
     line = f"error: {message}"
     if hint:
         line += f" (hint: {hint})"
     # One line, whatever the message holds (a driver's message, a user's value).
     say(" ".join(line.split()))
+
+
+JSON_FORMATS = ("json", "ndjson")
+
+
+def errors_as_json(args: list[str]) -> bool:
+    """Whether the command line asks for JSON output (``-o json``, ``--output=ndjson``…),
+    and so for failures as JSON: the options before a ``--``, as the parser reads them."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return False
+        if arg in ("-o", "--output") and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith("--output="):
+            value = arg.removeprefix("--output=")
+        elif arg.startswith("-o") and not arg.startswith("--"):
+            value = arg[2:]
+        else:
+            continue
+        if value in JSON_FORMATS:
+            return True
+    return False
 
 
 def _traceback_wanted() -> bool:
@@ -208,6 +238,7 @@ def _stop_now(signum, frame) -> None:
 
 
 def _main(args: list[str]) -> int:
+    as_json = errors_as_json(args)
     if args and args[0] == "--version" and (len(args) == 1 or args[1:] in VERSION_AS_JSON):
         # Scripts and shells ask this often: answer before Typer builds the command tree.
         try:
@@ -215,20 +246,20 @@ def _main(args: list[str]) -> int:
         except OSError as error:
             from itemctl.core.sink import output_error
 
-            return _fail(output_error(error, "standard output"))
+            return _fail(output_error(error, "standard output"), as_json)
         return 0
     for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
         try:
-            return _run(args)
+            return _run(args, as_json)
         except TransientConflict as error:
             if attempt == TRANSIENT_ATTEMPTS or "-" in args:
-                return _fail(error)
+                return _fail(error, as_json)
             notice(f"{error.message}; trying again ({attempt}/{TRANSIENT_ATTEMPTS - 1})")
             time.sleep(0.05 * 2**attempt)
     raise AssertionError("unreachable")
 
 
-def _fail(error: ItemctlError) -> int:
+def _fail(error: ItemctlError, as_json: bool = False) -> int:
     from itemctl.core.sink import STDOUT, OutputFailed, ReaderGone, silence_stdout
 
     if isinstance(error, ReaderGone) or (isinstance(error, OutputFailed) and error.target == STDOUT):
@@ -241,11 +272,11 @@ def _fail(error: ItemctlError) -> int:
             error.message += "; the change itself was committed"
     if _traceback_wanted():
         _print_traceback(error)
-    _error(error.message, error.hint)
+    _error(error.message, error.hint, code=error.exit_code, as_json=as_json)
     return error.exit_code
 
 
-def _run(args: list[str]) -> int:
+def _run(args: list[str], as_json: bool = False) -> int:
     """One invocation; every error but a transient conflict becomes an exit code here."""
     try:
         from itemctl.cli.values import guard
@@ -256,32 +287,33 @@ def _run(args: list[str]) -> int:
     except TransientConflict:
         raise
     except ItemctlError as error:
-        return _fail(error)
+        return _fail(error, as_json)
     except typer.TyperException as error:  # usage errors: unknown option, missing argument
-        _error(error.format_message(), "see --help")
-        return getattr(error, "exit_code", 2)
+        code = getattr(error, "exit_code", 2)
+        _error(error.format_message(), "see --help", code=code, as_json=as_json)
+        return code
     except typer.Abort as error:
         if isinstance(error.__cause__, EOFError):  # click's word for an input that ends early
             from itemctl.core.errors import InvalidInput
 
-            return _fail(InvalidInput(f"the input ends early: {error.__cause__ or 'unexpected end of data'}"))
-        _error("aborted")
+            return _fail(InvalidInput(f"the input ends early: {error.__cause__ or 'unexpected end of data'}"), as_json)
+        _error("aborted", code=130, as_json=as_json)
         return 130
     except KeyboardInterrupt:
-        _error("interrupted")
+        _error("interrupted", code=130, as_json=as_json)
         return 130
     except Exception as error:
         from itemctl.core.sink import OUTPUT_ERRNOS, output_error
 
         if isinstance(error, OSError) and error.filename is None and error.errno in OUTPUT_ERRNOS:
             # Output written outside the gate (Typer's help, a version line).
-            return _fail(output_error(error, "standard output"))
+            return _fail(output_error(error, "standard output"), as_json)
         classified = classify(error)
         if isinstance(classified, TransientConflict):
             raise classified from error
         if classified is not None:
             classified.__cause__ = error
-            return _fail(classified)
+            return _fail(classified, as_json)
         # A bug: say so, in one line unless asked for more.
         from itemctl.core.errors import primary_message
 
@@ -290,6 +322,8 @@ def _run(args: list[str]) -> int:
         _error(
             f"internal error: {type(error).__name__}: {primary_message(error)}",
             None if _traceback_wanted() else "rerun with --verbose for the traceback",
+            code=1,
+            as_json=as_json,
         )
         return 1
     return result if isinstance(result, int) else 0

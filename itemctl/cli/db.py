@@ -230,8 +230,8 @@ def history_command(ctx: typer.Context, output: JsonOption = None) -> None:
 def check_command(ctx: typer.Context, output: JsonOption = None) -> None:
     """Exit 0 when the database is at head and the models match the migrations, else 8.
 
-    With -o json the verdict is also printed as one object on stdout (the exit code and
-    the error line stay as they are).
+    With -o json the verdict is also printed as one object on stdout; a failure's exit
+    code stays, and its error is then a JSON object on stderr too.
 
     Example: itemctl db check && deploy
     """

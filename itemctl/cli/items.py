@@ -260,14 +260,21 @@ def delete_command(
     created_after: AfterFilter = None,
     created_before: BeforeFilter = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (required without a terminal).")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be deleted (records on stdout, count on stderr); delete nothing.")
+    ] = False,
+    output: OutputOption = None,
 ) -> None:
     """Delete items (their tags stay): the ones named, or all that --where's filters match.
 
     All or nothing, in one transaction; --where runs one set-based DELETE whatever the number.
+    --dry-run checks the same permissions, prints the items in the -o format and changes
+    nothing (no confirmation needed).
 
     \b
     Example: itemctl items delete 3f2a9c1b 77d0e4aa --yes
     Example: itemctl items delete --where --mine --tag obsolete --created-before 30d --yes
+    Example: itemctl items delete --where --tag obsolete --dry-run -o ndjson | jq -r .title
     """
     from itemctl.core.errors import UsageError
     from itemctl.services import items
@@ -276,12 +283,18 @@ def delete_command(
     if where:
         if item_ids:
             raise UsageError("give item ids or --where with filters, not both")
-        _delete_where(ctx, item_filters(owner, mine, tag, search, created_after, created_before), yes=yes)
+        _delete_where(ctx, item_filters(owner, mine, tag, search, created_after, created_before), yes=yes, dry_run=dry_run, output=output)
         return
     if filtered:
         raise UsageError("filters select items only with --where", hint="itemctl items delete --where --owner U ...")
     if not item_ids:
         raise UsageError("missing item ids", hint="give ID... or --where with filters")
+    if dry_run:
+        with command_session(ctx.obj, writes=False) as (session, actor):
+            targets = items.items_to_delete(session=session, actor=actor, refs=item_ids)
+        _emit_items([t.model_dump(mode="json") for t in targets], output)
+        notice(f"would delete {len(targets)} item(s); nothing was deleted (--dry-run)")
+        return
     if must_ask(yes=yes, what="delete"):
         # Asked before the deleting transaction: no lock is held while a person decides;
         # the delete finds and checks the items again.
@@ -294,10 +307,16 @@ def delete_command(
     notice(f"deleted {len(gone)} item(s)")
 
 
-def _delete_where(ctx: typer.Context, filters, *, yes: bool) -> None:
+def _delete_where(ctx: typer.Context, filters, *, yes: bool, dry_run: bool, output) -> None:
     from itemctl.services import items
 
     shown = " ".join(f"{k}={v}" for k, v in items.describe_filters(filters).items())
+    if dry_run:
+        with command_session(ctx.obj, writes=False) as (session, actor):
+            count = items.count_to_delete(session=session, actor=actor, filters=filters)
+            _emit_items((i.model_dump(mode="json") for i in items.items_matching(session=session, actor=actor, filters=filters)), output)
+        notice(f"would delete {count} item(s) matching {shown}; nothing was deleted (--dry-run)")
+        return
     if must_ask(yes=yes, what="delete"):
         with command_session(ctx.obj, writes=False) as (session, actor):
             count = items.count_to_delete(session=session, actor=actor, filters=filters)

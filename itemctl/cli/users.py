@@ -127,13 +127,25 @@ def delete_command(
     ctx: typer.Context,
     username: UsernameArgument,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (required without a terminal).")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the user that would be deleted, with their item count; delete nothing.")
+    ] = False,
+    output: OutputOption = None,
 ) -> None:
     """Delete a user and every item they own (admins only).
 
+    \b
     Example: itemctl --as root users delete bob --yes
+    Example: itemctl --as root users delete bob --dry-run -o json
     """
     from itemctl.services import users
 
+    if dry_run:
+        with command_session(ctx.obj, writes=False) as (session, actor):
+            user = users.user_to_delete(session=session, actor=actor, username=username)
+        _emit_users(user.model_dump(mode="json"), output)
+        notice(f"would delete user {user.username!r} and the {user.item_count} item(s) they own; nothing was deleted (--dry-run)")
+        return
     if must_ask(yes=yes, what="delete"):
         # Asked before the deleting transaction: no lock is held while a person decides.
         with command_session(ctx.obj, writes=False) as (session, actor):

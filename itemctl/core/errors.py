@@ -89,6 +89,21 @@ def redact(text: str) -> str:
     return text
 
 
+# The stable name of each exit code's kind of failure, for errors written as JSON
+# (`{"error": {"code": 4, "kind": "conflict", …}}`): scripts branch on these.
+KINDS = {
+    1: "internal",
+    2: "usage",
+    3: "not_found",
+    4: "conflict",
+    5: "permission_denied",
+    6: "invalid_input",
+    7: "unavailable",
+    8: "schema",
+    130: "interrupted",
+}
+
+
 class LockTimeout(ConflictError):
     """A lock held by another session was not granted within --lock-timeout."""
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from itemctl.core.errors import InvalidInput
+from itemctl.core.errors import InvalidInput, NotFoundError
 from itemctl.models import AuditEntry, AuditPublic, User
 from itemctl.services.identity import require_admin
 
@@ -57,11 +57,17 @@ def list_entries(
     actor: User,
     by: str | None = None,
     action: str | None = None,
+    target: str | None = None,
+    db_role: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
 ) -> list[AuditPublic]:
     """Newest first; admins only. An action that does not exist is invalid (exit 6), so a
-    typo never passes for "no such changes"."""
+    typo never passes for "no such changes".
+
+    ``target`` is an item id, a username or a tag name: entries naming it, alone or among
+    the items one delete removed, whatever its case (tag names are case-insensitive)."""
     require_admin(actor, "read the audit trail")
     if action is not None and action not in ACTIONS:
         raise InvalidInput(f"unknown action {action!r}: the actions are {', '.join(ACTIONS)}")
@@ -70,7 +76,38 @@ def list_entries(
         statement = statement.where(AuditEntry.actor == by)
     if action:
         statement = statement.where(AuditEntry.action == action)
+    if target:
+        statement = statement.where(_names(target))
+    if db_role:
+        statement = statement.where(AuditEntry.db_role == db_role)
     if since:
         statement = statement.where(AuditEntry.at >= since)
+    if until:
+        statement = statement.where(AuditEntry.at <= until)
     statement = statement.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
     return [AuditPublic.model_validate(entry) for entry in session.exec(statement).all()]
+
+
+def _names(target: str):
+    """An entry's target is the name or id, or a list of item ids (``a, b, c``)."""
+    from sqlalchemy import func, or_
+
+    from itemctl.core.text import fold_case
+
+    wanted = fold_case(target)
+    named = func.lower(AuditEntry.target)
+    return or_(
+        named == wanted,
+        named.startswith(f"{wanted}, ", autoescape=True),
+        named.endswith(f", {wanted}", autoescape=True),
+        named.contains(f", {wanted}, ", autoescape=True),
+    )
+
+
+def get_entry(*, session: Session, actor: User, entry_id: int) -> AuditPublic:
+    """One entry by its id; admins only."""
+    require_admin(actor, "read the audit trail")
+    entry = session.get(AuditEntry, entry_id)
+    if entry is None:
+        raise NotFoundError(f"no audit entry {entry_id}")
+    return AuditPublic.model_validate(entry)

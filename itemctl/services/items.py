@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Literal
@@ -483,6 +483,18 @@ def count_to_delete(*, session: Session, actor: User, filters: ItemFilters) -> i
                 hint="add --mine to delete only your own",
             )
     return count_items(session=session, actor=actor, filters=filters)
+
+
+def items_matching(*, session: Session, actor: User, filters: ItemFilters, page: int = 1000) -> Iterator[ItemPublic]:
+    """Every item the filters match, oldest first, a page at a time (keyset pagination: a
+    fixed number of queries per page, and memory for one page)."""
+    after = None
+    while True:
+        found = list_items(session=session, actor=actor, filters=filters, limit=page, after=after, sort="oldest")
+        yield from found
+        if len(found) < page:
+            return
+        after = str(found[-1].id)
 
 
 def delete_where(*, session: Session, actor: User, filters: ItemFilters) -> int:

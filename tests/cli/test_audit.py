@@ -75,3 +75,53 @@ def test_audit_entries_have_stable_ids(any_itemctl):
     ids = any_itemctl("--as", "root", "audit", "list", "-o", "id").stdout.split()
     assert ids == [str(entry["id"]) for entry in listed] and len(set(ids)) == len(ids) >= 2
     assert any_itemctl("--as", "root", "audit", "list", "-o", "json").json() == listed
+
+
+def test_audit_queries_by_target_time_and_database_role(backend, tmp_path):
+    """As an operator builds an incident timeline: subprocesses, parsed JSON, both backends."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import process_env
+
+    def itemctl(*args):
+        completed = subprocess.run(
+            [sys.executable, "-m", "itemctl", "--database-url", backend.url, "--as", "root", *args],
+            capture_output=True, text=True, env=process_env(), timeout=60,
+        )
+        return completed.returncode, completed.stdout, completed.stderr
+
+    itemctl("users", "create", "root", "--admin")
+    first = json.loads(itemctl("items", "create", "first", "-o", "json")[1])
+    second = json.loads(itemctl("items", "create", "second", "--tag", "Urgent_1", "-o", "json")[1])
+    itemctl("tags", "rename", "Urgent_1", "urgent_2")
+    code, _, stderr = itemctl("items", "delete", first["id"], second["id"], "--yes")
+    assert code == 0, stderr
+
+    def listed(*filters):
+        code, out, err = itemctl("audit", "list", *filters, "-o", "json")
+        assert code == 0, err
+        return [(e["action"], e["target"]) for e in json.loads(out)]
+
+    both = f"{first['id']}, {second['id']}"
+    assert listed("--target", second["id"]) == [("items.delete", both), ("items.create", second["id"])]
+    assert listed("--target", first["id"].upper()) == [("items.delete", both), ("items.create", first["id"])]
+    assert listed("--target", "URGENT_2") == [("tags.rename", "urgent_2")]
+    assert listed("--target", "urgent%") == []  # every character literal
+    assert listed("--target", "root") == [("users.create", "root")]
+    assert listed("--until", "2000-01-01") == []
+    assert len(listed("--since", "1h", "--until", "0s")) == 5
+    role = "postgres" if backend.name == "postgresql" else None
+    if role:
+        assert len(listed("--db-role", "postgres")) == 5
+    assert listed("--db-role", "nobody_x") == []
+
+    code, out, _ = itemctl("audit", "list", "--action", "tags.rename", "-o", "id")
+    entry_id = out.strip()
+    code, out, err = itemctl("audit", "get", entry_id, "-o", "json")
+    assert code == 0 and json.loads(out)["details"] == {"from": "Urgent_1"} and json.loads(out)["db_role"] == role, err
+    code, out, err = itemctl("audit", "get", "999999", "-o", "json")
+    assert code == 3 and json.loads(err)["error"]["kind"] == "not_found", err
+    code, out, err = itemctl("audit", "list", "--target", "")
+    assert code == 6 and "--target is empty" in err, err

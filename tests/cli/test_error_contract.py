@@ -17,16 +17,7 @@ import psycopg
 import pytest
 
 from itemctl.models import SCHEMA_HEAD
-from tests.conftest import process_env, run_process
-
-
-def plain(url: str) -> str:
-    return url.replace("+psycopg", "")
-
-
-def scalar(url: str, sql: str):
-    with psycopg.connect(plain(url)) as conn:
-        return conn.execute(sql).fetchone()[0]
+from tests.conftest import plain, process_env, run_process, scalar
 
 
 def one_error_line(result, code: int) -> None:
@@ -435,3 +426,27 @@ def test_an_import_behind_a_held_lock_is_exit_4_not_a_bug(pg_url, run, tmp_path)
         blocker.rollback()
     one_error_line(result, 4)
     assert "maintenance" in result.stderr
+
+
+@pytest.mark.parametrize("as_json", [["-o", "json"], ["--output=ndjson"], ["-ojson"]], ids=" ".join)
+def test_with_json_output_a_failure_is_one_json_object_on_stderr(backend, as_json):
+    """A pipeline branches on the kind, not on English words; the exit code is unchanged."""
+    import json
+
+    cases = [
+        (["items", "get", "00000000", *as_json], 3, "not_found"),
+        (["items", "list", "--bogus", *as_json], 2, "usage"),
+        (["items", "list", "--owner", "", *as_json], 6, "invalid_input"),
+        (["audit", "list", *as_json], 5, "permission_denied"),
+    ]
+    for args, code, kind in cases:
+        result = run_process("--database-url", backend.url, "--as", "bob", *args)
+        assert result.exit_code == code, (args, result)
+        [line] = result.stderr.strip().splitlines()
+        error = json.loads(line)["error"]
+        assert (error["code"], error["kind"]) == (code, kind) and error["message"], error
+    unreachable = run_process("--database-url", "postgresql://u:Canary7@127.0.0.1:1/db", "items", "list", *as_json)
+    error = json.loads(unreachable.stderr.strip().splitlines()[-1])["error"]
+    assert unreachable.exit_code == 7 and error["kind"] == "unavailable" and "Canary7" not in unreachable.stderr
+    plain_text = run_process("--database-url", backend.url, "items", "get", "00000000")
+    assert plain_text.stderr.startswith("error: no item id starts with")

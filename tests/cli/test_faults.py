@@ -18,16 +18,7 @@ import psycopg
 import pytest
 
 from itemctl.models import SCHEMA_HEAD
-from tests.conftest import migrations_with_revision, process_env, run_process
-
-
-def plain(url: str) -> str:
-    return url.replace("+psycopg", "")
-
-
-def scalar(url: str, sql: str):
-    with psycopg.connect(plain(url)) as conn:
-        return conn.execute(sql).fetchone()[0]
+from tests.conftest import migrations_with_revision, plain, process_env, run_process, scalar
 
 
 def migrations_with(tmp_path, **revision):

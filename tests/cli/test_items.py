@@ -238,11 +238,13 @@ def test_a_closed_pipe_ends_quietly(pg_url):
         f'{{"title": "row {i}", "description": "{"d" * 500}"}}\n' for i in range(3000)
     ), text=True, env=process_env(), check=True, capture_output=True)
     pipeline = subprocess.run(
-        " ".join(f"'{part}'" for part in command + ["items", "list", "--limit", "3000"]) + " | head -n 1",
+        " ".join(f"'{part}'" for part in command + ["items", "list", "--limit", "3000"])
+        + ' | head -n 1; echo "itemctl exited ${PIPESTATUS[0]}" >&2',
         shell=True, capture_output=True, text=True, env=process_env(), executable="/bin/bash",
     )
     assert pipeline.stdout.startswith("id\ttitle")
     assert "error" not in pipeline.stderr and "Traceback" not in pipeline.stderr
+    assert pipeline.stderr.strip().splitlines()[-1] == "itemctl exited 0", pipeline.stderr
 
 
 def test_a_prompt_on_a_terminal_deletes_only_on_yes(alice, report, backend):
@@ -369,3 +371,37 @@ def test_delete_takes_ids_or_where_never_both_nor_neither(alice, report):
     neither = alice("items", "delete", "--yes")
     assert neither.exit_code == 2 and "missing item ids" in neither.stderr
     assert alice("items", "count").stdout == "1\n"
+
+
+def test_dry_runs_print_what_would_go_and_change_nothing(backend):
+    """`items delete --dry-run` (by ids and --where) and `users delete --dry-run`, as a
+    pipeline previews a delete: records on stdout in the -o format, the count on stderr."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import process_env
+
+    def itemctl(actor, *args):
+        completed = subprocess.run(
+            [sys.executable, "-m", "itemctl", "--database-url", backend.url, "--as", actor, *args],
+            capture_output=True, text=True, env=process_env(), timeout=60,
+        )
+        return completed.returncode, completed.stdout, completed.stderr
+
+    itemctl("root", "users", "create", "root", "--admin")
+    made = [json.loads(itemctl("bob", "items", "create", f"old {i}", "--tag", "obsolete", "-o", "json")[1]) for i in range(3)]
+    before = backend.rows("SELECT count(*) FROM item"), backend.rows("SELECT count(*) FROM audit_log")
+
+    code, out, err = itemctl("root", "items", "delete", "--where", "--tag", "obsolete", "--dry-run", "-o", "json")
+    assert code == 0 and sorted(i["title"] for i in json.loads(out)) == ["old 0", "old 1", "old 2"], err
+    assert "would delete 3 item(s)" in err
+    code, out, err = itemctl("bob", "items", "delete", made[0]["id"][:8], "--dry-run", "-o", "id")
+    assert (code, out) == (0, made[0]["id"] + "\n"), err
+    code, out, err = itemctl("alice", "items", "delete", "--where", "--tag", "obsolete", "--dry-run", "-o", "json")
+    assert code == 5 and json.loads(err)["error"]["kind"] == "permission_denied", err  # as the delete itself would be
+    code, out, err = itemctl("root", "users", "delete", "bob", "--dry-run", "-o", "json")
+    assert code == 0 and json.loads(out)["item_count"] == 3 and "would delete user 'bob'" in err, err
+    code, out, err = itemctl("root", "items", "delete", "--where", "--tag", "none-such", "--dry-run", "-o", "ndjson")
+    assert (code, out) == (0, "") and "would delete 0 item(s)" in err, err
+    assert (backend.rows("SELECT count(*) FROM item"), backend.rows("SELECT count(*) FROM audit_log")) == before
