@@ -22,6 +22,7 @@ from itemctl.cli.items import app as items_app
 from itemctl.cli import bulk as _bulk_commands  # noqa: F401 - registers items import/export
 from itemctl.cli.output import ClosedStream, forget_confirmations
 from itemctl.cli.runtime import State
+from itemctl.cli.status import status_command
 from itemctl.cli.tags import app as tags_app
 from itemctl.cli.users import app as users_app
 from itemctl.core.errors import ItemctlError, TransientConflict, classify
@@ -41,6 +42,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(tags_app, name="tags")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+app.command("status")(status_command)
 
 
 VERSION_AS_JSON = (["-o", "json"], ["--output", "json"], ["--output=json"], ["-ojson"])

@@ -353,3 +353,44 @@ def restore_command(
         )
     counts = summary.counts
     notice(f"restored {counts['user']} user(s), {counts['tag']} tag(s), {counts['item']} item(s)")
+
+
+@app.command("grants")
+def grants_command(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(metavar="ROLE", help="The application role to grant (it must exist).")],
+    apply: Annotated[bool, typer.Option("--apply", help="Run the statements (one transaction) instead of printing them.")] = False,
+) -> None:
+    """Print the SQL that gives an application role what everyday commands need (PostgreSQL).
+
+    USAGE on the schema, CONNECT and TEMPORARY on the database (imports stage in temporary
+    tables), SELECT/INSERT/UPDATE/DELETE on users, items, tags and links, SELECT/INSERT on
+    the audit trail (append-only), SELECT on the schema revision, the sequences, and
+    default privileges for tables a later migration creates. Run it as the role that
+    migrates. No DDL: `db migrate` as that role is refused (exit 5).
+
+    \b
+    Example: itemctl db grants app_rw | psql "$ADMIN_URL"
+    Example: itemctl db grants app_rw --apply
+    """
+    from itemctl.core.errors import DatabaseUnavailable, NotFoundError
+    from itemctl.core.db import reader
+    from itemctl.services import grants, migrate
+
+    state = ctx.obj
+    if not state.config().database.is_postgres:
+        raise DatabaseUnavailable("db grants is for PostgreSQL: SQLite has no roles", hint="point --database-url at the PostgreSQL database")
+    with database_errors(state):
+        engine = state.engine()
+        with reader(engine) as connection:
+            migrate.require_head(connection)
+            if not grants.role_exists(connection, role):
+                raise NotFoundError(f"no role {role!r} on this server", hint=f"create it first: CREATE ROLE \"{role}\" LOGIN PASSWORD '…'")
+            statements = grants.grant_statements(connection, role)
+        if not apply:
+            echo_data("\n".join(statements))
+            return
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+    notice(f"granted role {role!r} what everyday commands need ({len(statements)} statements)")

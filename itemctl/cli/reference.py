@@ -39,7 +39,7 @@ def render_reference() -> str:
     for group_name, group in root.commands.items():
         group_context, group_help = _help(group, ["itemctl", group_name], root_context)
         parts += ["", f"## itemctl {group_name}", "", "```text", group_help.rstrip(), "```"]
-        for name, command in group.commands.items():
+        for name, command in getattr(group, "commands", {}).items():  # a root command has none
             _, text = _help(command, ["itemctl", group_name, name], group_context)
             parts += ["", f"### itemctl {group_name} {name}", "", "```text", text.rstrip(), "```"]
     return "\n".join(parts) + "\n"

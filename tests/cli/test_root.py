@@ -64,7 +64,9 @@ def every_command():
 
     root = get_command(app)
     for group_name, group in root.commands.items():
-        for name, command in group.commands.items():
+        if not hasattr(group, "commands"):  # a command of its own: itemctl status
+            yield group_name, group
+        for name, command in getattr(group, "commands", {}).items():
             yield f"{group_name} {name}", command
 
 
