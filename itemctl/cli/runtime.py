@@ -146,6 +146,7 @@ def command_session(
                     email=config.email,
                     environment=config.environment,
                     create=create,
+                    from_login=config.identity == "database",
                 )
 
             user = the_actor(writes and not late) if actor else None

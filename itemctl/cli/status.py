@@ -42,7 +42,8 @@ def status_command(ctx: typer.Context, output: OutputOption = None) -> None:
         "database": {"url": url, "source": database.source, "embedded": database.embedded, "problem": None},
         "environment": config.environment,
     }
-    username = config.user or (DEV_USER if config.environment == LOCAL else None)
+    from_login = config.identity == "database"
+    username = config.user or (DEV_USER if config.environment == LOCAL and not from_login else None)
     if state.absent():  # the embedded default before its first use: created and migrated then
         found = [
             status.Check("actor", {"username": username, "exists": False, "is_admin": False}),
@@ -53,7 +54,7 @@ def status_command(ctx: typer.Context, output: OutputOption = None) -> None:
     else:
         try:
             with database_errors(state):
-                found = status.gather(state.engine(), username=username, connected_port=_port(database))
+                found = status.gather(state.engine(), username=username, connected_port=_port(database), from_login=from_login)
         except ItemctlError as error:
             report["database"]["problem"] = error.message
             _finish(report, [("database", error.message, error.exit_code)], as_json)

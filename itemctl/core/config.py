@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import AliasChoices, Field, ValidationError
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(10, validation_alias="ITEMCTL_CONNECT_TIMEOUT", ge=0, le=MAX_TIMEOUT)
     lock_timeout: float = Field(DEFAULT_LOCK_TIMEOUT, validation_alias="ITEMCTL_LOCK_TIMEOUT", ge=0, le=MAX_TIMEOUT)
     ci: str | None = Field(None, validation_alias="CI")
+    identity: Literal["flags", "database"] = Field("flags", validation_alias="ITEMCTL_IDENTITY")
     data_dir: str | None = Field(None, validation_alias="ITEMCTL_DATA_DIR")
 
 
@@ -386,6 +388,9 @@ class Config:
     email: str | None
     connect_timeout: float
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    # "flags": the actor is --as / ITEMCTL_USER (dev-user in local); "database": the login's
+    # own user (session_user), and --as is impersonation, for admins only.
+    identity: Literal["flags", "database"] = "flags"
 
 
 def _settings(kind: type[Settings]) -> Settings:
@@ -404,7 +409,7 @@ def _settings(kind: type[Settings]) -> Settings:
 
 # An empty identity never means "not given": a script whose variable did not arrive must
 # not act as dev-user, or in an environment named ''.
-IDENTITY_VARIABLES = ("ITEMCTL_USER", "ITEMCTL_ENV", "ENVIRONMENT", "ITEMCTL_EMAIL")
+IDENTITY_VARIABLES = ("ITEMCTL_USER", "ITEMCTL_ENV", "ENVIRONMENT", "ITEMCTL_EMAIL", "ITEMCTL_IDENTITY")
 # Every variable itemctl reads: one that is not UTF-8 is refused, naming it.
 DATABASE_VARIABLES = (
     "ITEMCTL_DATABASE_URL", "DATABASE_URL", "POSTGRES_SERVER", "POSTGRES_PORT", "POSTGRES_USER",
@@ -471,18 +476,25 @@ def load_config(
     # often set for other tools, is not that explicit choice.
     explicit_local = LOCAL in (environment, os.environ.get("ITEMCTL_ENV"), raw_dotenv.get("ITEMCTL_ENV"))
     data_dir_from = "environment" if "ITEMCTL_DATA_DIR" in os.environ else ".env"
+    database = resolve_database(
+        database_url,
+        environ,
+        dotenv,
+        env,
+        lambda: embedded_path(merged, data_dir_from),
+        explicit_local_needed=ci_is_set(environ.ci) and not explicit_local,
+    )
+    if merged.identity == "database" and not database.is_postgres:
+        raise DatabaseUnavailable(
+            "ITEMCTL_IDENTITY=database needs PostgreSQL: SQLite has no login to take the identity from",
+            hint="unset ITEMCTL_IDENTITY (or set it to flags) for this database",
+        )
     return Config(
-        database=resolve_database(
-            database_url,
-            environ,
-            dotenv,
-            env,
-            lambda: embedded_path(merged, data_dir_from),
-            explicit_local_needed=ci_is_set(environ.ci) and not explicit_local,
-        ),
+        database=database,
         environment=env,
         user=user or merged.user,
         email=email or merged.email,
         connect_timeout=connect_timeout if connect_timeout is not None else merged.connect_timeout,
         lock_timeout=lock_timeout if lock_timeout is not None else merged.lock_timeout,
+        identity=merged.identity,
     )

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from itemctl.core.errors import InvalidInput, NotFoundError
 from itemctl.models import AuditEntry, AuditPublic, User
-from itemctl.services.identity import require_admin
+from itemctl.services.identity import IMPERSONATED_BY, require_admin
 
 MAX_LIMIT = 10_000
 # Every action an entry may record: `audit list --action` is checked against these.
@@ -45,9 +45,11 @@ def record(
     """Add one entry; it commits or rolls back with the change it describes."""
     assert action in ACTIONS, f"unknown audit action {action!r}"
     name = actor.username if isinstance(actor, User) else actor
-    session.add(
-        AuditEntry(actor=name, db_role=database_role(session), action=action, target=target, details=details or {})
-    )
+    details = details or {}
+    impersonator = session.info.get(IMPERSONATED_BY)
+    if impersonator:  # the login's own user acted as `name` (--as with identity from the login)
+        details = {**details, "impersonated_by": impersonator}
+    session.add(AuditEntry(actor=name, db_role=database_role(session), action=action, target=target, details=details))
     session.flush()
 
 

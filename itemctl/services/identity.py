@@ -15,6 +15,8 @@ from itemctl.services.common import validated
 
 # session.info key: the id of an actor this transaction created on first use.
 ACTOR_CREATED = "itemctl.actor_created"
+# session.info key: the login's own username when it acts as another user (--as).
+IMPERSONATED_BY = "itemctl.impersonated_by"
 
 
 def created_in_this_command(session: Session, user: User) -> bool:
@@ -23,7 +25,13 @@ def created_in_this_command(session: Session, user: User) -> bool:
 
 
 def resolve_actor(
-    *, session: Session, username: str | None, email: str | None, environment: str, create: bool = True
+    *,
+    session: Session,
+    username: str | None,
+    email: str | None,
+    environment: str,
+    create: bool = True,
+    from_login: bool = False,
 ) -> User:
     """Return the acting user, creating a non-admin for a name seen for the first time.
 
@@ -31,7 +39,13 @@ def resolve_actor(
     permission denied. The email is used only when the user is created. Without
     ``create`` (a read-only command) an unknown name acts as a non-admin that is never
     stored: a typo in ``--as`` leaves no user behind.
+
+    ``from_login`` (identity from the database login): the actor is the user named as the
+    connection's ``session_user``; another ``username`` is impersonation, allowed only
+    when the login's own user is an admin.
     """
+    if from_login:
+        username = _login_or_impersonated(session, username)
     if not username:
         if environment != LOCAL:
             raise PermissionDenied(
@@ -62,6 +76,24 @@ def resolve_actor(
                 f"cannot create actor {username!r}: email {email!r} belongs to another user"
             ) from None
     return actor
+
+
+def _login_or_impersonated(session: Session, username: str | None) -> str:
+    from itemctl.services.audit import database_role
+
+    login = database_role(session)
+    if not username or username == login:
+        return login
+    own = _by_username(session, login)
+    if own is None or not own.is_admin:
+        raise PermissionDenied(
+            f"only an admin may act as another user: the login {login!r} is "
+            + ("not an itemctl user yet" if own is None else "not an admin")
+            + f", so it may not act as {shown(username)}",
+            hint="drop --as (and ITEMCTL_USER) to act as the login, or log in as an admin",
+        )
+    session.info[IMPERSONATED_BY] = login
+    return username
 
 
 def _by_username(session: Session, username: str) -> User | None:

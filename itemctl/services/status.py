@@ -96,8 +96,12 @@ def schema(connection: Connection) -> Check:
     return check
 
 
-def actor(connection: Connection, username: str | None, state: str) -> Check:
-    """The acting user as a command would resolve it, without creating it."""
+def actor(connection: Connection, username: str | None, state: str, *, from_login: bool = False) -> Check:
+    """The acting user as a command would resolve it, without creating it; with identity
+    from the login, the login's own user (another name is impersonation)."""
+    if from_login:
+        login = connection.execute(text("SELECT session_user")).scalar()
+        username = username or login
     check = Check("actor", {"username": username, "exists": False, "is_admin": False})
     if username is None or state != "at head":
         return check
@@ -107,7 +111,7 @@ def actor(connection: Connection, username: str | None, state: str) -> Check:
     return check
 
 
-def gather(engine: Engine, *, username: str | None, connected_port: int | None) -> list[Check]:
+def gather(engine: Engine, *, username: str | None, connected_port: int | None, from_login: bool = False) -> list[Check]:
     """Every check that needs the database, in one read-only transaction."""
     from itemctl.core.db import reader
 
@@ -115,6 +119,6 @@ def gather(engine: Engine, *, username: str | None, connected_port: int | None) 
         found = [server(connection, connected_port), privileges(connection)]
         # Last: on PostgreSQL a database never migrated aborts the transaction here.
         checked_schema = schema(connection)
-        found += [checked_schema, actor(connection, username, checked_schema.facts["state"])]
+        found += [checked_schema, actor(connection, username, checked_schema.facts["state"], from_login=from_login)]
         connection.rollback()
     return found
