@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 
-from sqlalchemy import Table, UniqueConstraint
+from sqlalchemy import String, Table, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 
 from itemctl.models import Item, ItemImportRow, ItemTag, Tag, User
@@ -51,9 +51,13 @@ def item_insert(now: str) -> tuple[str, str]:
 
 
 def item_column(name: str, dialect: Dialect) -> str:
-    """An item column's type and nullability in ``dialect``'s DDL: for a staging table."""
+    """An item column's type and nullability in ``dialect``'s DDL, for a staging table.
+    Text is staged unbounded: its length was checked on the client (validation), and a
+    bounded type would check it again for every row."""
     column = TABLES["item"].c[name]
-    return column.type.compile(dialect=dialect) + ("" if column.nullable else " NOT NULL")
+    is_text = isinstance(getattr(column.type, "impl_instance", column.type), String)  # under a TypeDecorator too
+    type_ = Text() if is_text else column.type
+    return type_.compile(dialect=dialect) + ("" if column.nullable else " NOT NULL")
 
 
 def getter(names: Sequence[str]) -> Callable[[object], tuple]:
