@@ -204,6 +204,9 @@ class PostgresStore:
     def exclusive(self, on_notice: Callable[[str], None] | None = None) -> Exclusive:
         return Exclusive(self.cursor, on_notice)
 
+    def link_spool(self) -> LinkSpool:
+        return LinkSpool()
+
     def _exec(self, sql: str, params=None) -> int:
         self.cursor.execute(sql, params)
         return self.cursor.rowcount

@@ -19,12 +19,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from itemctl.models import User
 from itemctl.services.bulk.loader import BATCH, ImportOptions, require_permission
 from itemctl.services.bulk.readers import Record
 from itemctl.services.bulk.validation import ValidRow, validate
-from itemctl.store.postgres import LinkSpool, PostgresStore
+
+if TYPE_CHECKING:  # the store is imported where it is made: store_for(), on PostgreSQL only
+    from itemctl.store.postgres import PostgresStore
 
 CACHE_LIMIT = 100_000  # owner and tag ids kept between batches
 
@@ -81,7 +84,7 @@ class DirectLoad:
             exclusive.take()
         started, cpu = time.perf_counter(), time.process_time()
         copy = self.store.copy
-        self.spool = LinkSpool()
+        self.spool = self.store.link_spool()
         try:
             try:
                 for record in records:
