@@ -41,13 +41,17 @@ ITEM_REPLACED: tuple[str, ...] = tuple(name for name in ITEM_CONTENT if name not
 KEEP = tuple(f"keep_{name}" for name in ITEM_REPLACED)
 
 
-def item_insert(now: str) -> tuple[str, str]:
-    """``INSERT INTO item (…) SELECT …`` from a staged row ``s`` joined to its owner ``u``:
-    the column list and the select list. A column no import fills is left to its default."""
+def insert_items(now: str) -> str:
+    """``INSERT INTO item (…) SELECT …`` from each staged row ``s`` joined to its owner ``u``
+    (the same on both dialects but for how the moment ``now`` is spelled); each store adds
+    which rows. A column no import fills is left to its default."""
     filled = {ITEM_ID: "s.id", ITEM_OWNER: "u.id", ITEM_CREATED: now, ITEM_UPDATED: now}
     filled |= {name: f"s.{name}" for name in ITEM_CONTENT}
     names = [name for name in COLUMNS["item"] if name in filled]
-    return ", ".join(names), ", ".join(filled[name] for name in names)
+    return (
+        f"INSERT INTO item ({', '.join(names)}) SELECT {', '.join(filled[name] for name in names)}"
+        ' FROM import_row s JOIN "user" u ON u.username = s.owner'
+    )
 
 
 def item_column(name: str, dialect: Dialect) -> str:

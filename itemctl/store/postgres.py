@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql
 
 from itemctl.core.errors import InvalidInput
 from itemctl.store.columns import COLUMNS, ITEM_CONTENT, ITEM_ID, ITEM_KEY_CONSTRAINT, ITEM_OWNER, ITEM_REPLACED, ITEM_UPDATED, KEEP
-from itemctl.store.columns import getter, item_column, item_insert
+from itemctl.store.columns import getter, insert_items, item_column
 from itemctl.store.errors import RepeatedRows
 
 _DIALECT = postgresql.dialect()
@@ -154,13 +154,7 @@ COPIED = tuple(name for name, _type_, copied in STAGED if copied)
 # skip and upsert stay safe when runs of one input overlap: an item another run inserted
 # since this one looked is left to it (the first run's values are the same input's).
 OVERLAP_SAFE = f"ON CONFLICT ON CONSTRAINT {ITEM_KEY_CONSTRAINT} DO NOTHING"
-_COLUMNS, _VALUES = item_insert("now()")
-INSERT_ITEMS = f"""
-    INSERT INTO item ({_COLUMNS})
-    SELECT {_VALUES}
-    FROM import_row s JOIN "user" u ON u.username = s.owner
-    {{new_rows}}
-"""
+INSERT_ITEMS = insert_items("now()") + " {new_rows}"
 # upsert: whether each staged row changes the item it names (a replaced column, or the set
 # of its tags compared folded). An item's tags are read by its id first (one index range
 # scan), then named: a plan that stays cheap when the statistics are stale, as they are

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import sqlite
 from itemctl.core.text import fold_case
 from itemctl.models.base import new_id, utcnow
 from itemctl.store.columns import COLUMNS, ITEM_CONTENT, ITEM_CREATED, ITEM_ID, ITEM_KEY, ITEM_REPLACED, ITEM_UPDATED, KEEP, TABLES
-from itemctl.store.columns import getter, item_column, item_insert
+from itemctl.store.columns import getter, insert_items, item_column
 from itemctl.store.errors import RepeatedRows
 
 BATCH = 1000
@@ -102,14 +102,7 @@ UNLINK_CHANGED = """
     DELETE FROM item_tag
     WHERE item_id IN (SELECT existing_id FROM import_row WHERE changed AND NOT keep_tags)
 """
-_COLUMNS, _VALUES = item_insert(":now")
-INSERT_ITEMS = f"""
-    INSERT INTO item ({_COLUMNS})
-    SELECT {_VALUES}
-    FROM import_row s JOIN "user" u ON u.username = s.owner
-    {{where}}
-    ORDER BY s.id
-"""
+INSERT_ITEMS = insert_items(":now") + " {where} ORDER BY s.id"
 # The message of the unique index on the item's key, as SQLite words it.
 _REPEATED = ", ".join(f"item.{name}" for name in ITEM_KEY)
 # The names no tag has yet (in any case), each with its first spelling in input order.
