@@ -8,15 +8,14 @@ embedded SQLite default restores into PostgreSQL (and back) and dumps again to t
 bytes. Nothing volatile is written (no time of dumping).
 
 Restore reads the same lines one at a time, validates each with the rules every other
-way in applies, and writes them in the command's one transaction (PostgreSQL: ``COPY``);
-memory holds the users' and tags' ids, never the items.
+way in applies, and writes them through the dialect's store in the command's one
+transaction (PostgreSQL: ``COPY``; SQLite: ``executemany``); memory holds the users' and
+tags' ids, never the items.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,11 +29,12 @@ from sqlmodel import Session
 from itemctl.core.errors import ConflictError, InvalidInput, SchemaError, sqlstate_of
 from itemctl.core.sink import to_json
 from itemctl.core.text import fold_case
-from itemctl.models import KNOWN_REVISIONS, Item, ItemCreate, ItemTag, Tag, TagCreate, User, UserCreate
+from itemctl.models import KNOWN_REVISIONS, Item, ItemCreate, Tag, TagCreate, User, UserCreate
 from itemctl.services import audit
 from itemctl.services.common import describe_validation_error
 from itemctl.services.items import _tag_names
 from itemctl.services.migrate import schema_revision
+from itemctl.store import store_for
 
 FORMAT = "itemctl-dump"
 VERSION = 2  # 2: the trailer line
@@ -135,7 +135,7 @@ def restore(
         _check_header(header)
         if header["version"] == 1 and on_notice:
             on_notice("warning: this dump is format version 1, which has no trailer: whether it is complete cannot be checked")
-        writer = _PostgresWriter(session) if session.get_bind().dialect.name == "postgresql" else _SqliteWriter(session)
+        writer = store_for(session.connection()).restoring()
         reader = _Records(writer)
         last = header_line
         trailer = None
@@ -332,14 +332,17 @@ class _Records:
         self._once(("user", user.username), f"username {user.username!r}")
         self._once(("user id", _uuid(record)), f"user id {record['id']}")
         self.users[user.username] = _uuid(record)
-        self.writer.user((self.users[user.username], user.username, user.email, user.is_admin, _moment(record, "created_at")))
+        self.writer.user({
+            "id": self.users[user.username], "username": user.username, "email": user.email,
+            "is_admin": user.is_admin, "created_at": _moment(record, "created_at"),
+        })
 
     def _tag(self, record: dict) -> None:
         tag = _valid(TagCreate, {"name": record["name"]})
         self._once(("tag", fold_case(tag.name)), f"tag name {tag.name!r}")
         self._once(("tag id", _uuid(record)), f"tag id {record['id']}")
         self.tags[tag.name] = _uuid(record)
-        self.writer.tag((self.tags[tag.name], tag.name))
+        self.writer.tag({"id": self.tags[tag.name], "name": tag.name})
 
     def _item(self, record: dict) -> None:
         if not isinstance(record["tags"], list):
@@ -356,134 +359,9 @@ class _Records:
         item_id = _uuid(record)
         self.counts["link"] += len(tag_ids)
         self.writer.item(
-            (item_id, item.title, item.description, owner, _moment(record, "created_at"), _moment(record, "updated_at")),
-            [(item_id, tag_id) for tag_id in tag_ids],
+            {
+                "id": item_id, "title": item.title, "description": item.description, "owner_id": owner,
+                "created_at": _moment(record, "created_at"), "updated_at": _moment(record, "updated_at"),
+            },
+            tag_ids,
         )
-
-
-class _PostgresWriter:
-    """COPY straight into the tables; an item's links wait in a spool file until the items
-    are in (one COPY at a time per connection)."""
-
-    COPIES = {
-        "user": 'COPY "user" (id, username, email, is_admin, created_at) FROM STDIN',
-        "tag": "COPY tag (id, name) FROM STDIN",
-        "item": "COPY item (id, title, description, owner_id, created_at, updated_at) FROM STDIN",
-    }
-
-    def __init__(self, session: Session) -> None:
-        self.cursor = session.connection().connection.driver_connection.cursor()
-        self.current: str | None = None
-        self.copy = None
-        self.links = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed in finish()
-
-    def _switch(self, kind: str) -> None:
-        if self.current == kind:
-            return
-        self._close()
-        self.copy_context = self.cursor.copy(self.COPIES[kind])
-        self.copy = self.copy_context.__enter__()
-        self.current = kind
-
-    def _close(self) -> None:
-        if self.copy is not None:
-            self.copy = None
-            self.copy_context.__exit__(None, None, None)
-
-    def abort(self, error: BaseException) -> None:
-        """End a COPY under way with the error, so the connection can roll back."""
-        self.links.close()
-        if self.copy is not None:
-            self.copy = None
-            try:
-                self.copy_context.__exit__(type(error), error, error.__traceback__)
-            except Exception:  # noqa: BLE001 - the original error is what the user sees
-                pass
-
-    def user(self, row: tuple) -> None:
-        self._switch("user")
-        self.copy.write_row(row)
-
-    def tag(self, row: tuple) -> None:
-        self._switch("tag")
-        self.copy.write_row(row)
-
-    def item(self, row: tuple, links: list[tuple]) -> None:
-        self._switch("item")
-        self.copy.write_row(row)
-        for item_id, tag_id in links:
-            self.links.write(f"{item_id}\t{tag_id}\n")
-
-    def finish(self) -> None:
-        self._close()
-        self.links.seek(0)
-        with self.cursor.copy("COPY item_tag (item_id, tag_id) FROM STDIN") as copy:
-            while block := self.links.read(1 << 16):
-                copy.write(block)
-        self.links.close()
-
-
-class _SqliteWriter:
-    """The embedded default: executemany in batches on the sqlite3 connection under the
-    session (the same transaction), each value stored as its model column's type stores
-    it. The rows come in id order with their own ids, so each table's B-trees grow at their
-    ends; items go in before their links, users and tags before the items."""
-
-    COLUMNS = {
-        "user": ("id", "username", "email", "is_admin", "created_at"),
-        "tag": ("id", "name"),
-        "item": ("id", "title", "description", "owner_id", "created_at", "updated_at"),
-        "item_tag": ("item_id", "tag_id"),
-    }
-
-    def __init__(self, session: Session) -> None:
-        connection = session.connection()
-        self.cursor = connection.connection.driver_connection.cursor()
-        self.pending: dict[str, list[tuple]] = {kind: [] for kind in self.COLUMNS}
-        self.statements: dict[str, str] = {}
-        self.convert: dict[str, list] = {}
-        for kind, columns in self.COLUMNS.items():
-            table = {"user": User, "tag": Tag, "item": Item, "item_tag": ItemTag}[kind].__table__
-            self.statements[kind] = (
-                f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
-            )
-            processors = [table.c[name].type.bind_processor(connection.dialect) for name in columns]
-            self.convert[kind] = [p or (lambda value: value) for p in processors]
-
-    def _add(self, kind: str, row: tuple) -> None:
-        self.pending[kind].append(tuple(f(v) for f, v in zip(self.convert[kind], row)))
-        if len(self.pending[kind]) >= BATCH:
-            self._flush(kind)
-
-    def _flush(self, kind: str) -> None:
-        if self.pending[kind]:
-            try:
-                self.cursor.executemany(self.statements[kind], self.pending[kind])
-            except sqlite3.IntegrityError as error:
-                # As SQLAlchemy would have raised it: restore() names it (two rows, one name).
-                raise exc.IntegrityError(self.statements[kind], None, error) from error
-            self.pending[kind] = []
-
-    def user(self, row: tuple) -> None:
-        self._add("user", row)
-
-    def tag(self, row: tuple) -> None:
-        self._flush("user")
-        self._add("tag", row)
-
-    def item(self, row: tuple, links: list[tuple]) -> None:
-        self._flush("user")  # parents first, also when the dump has no tags
-        self._flush("tag")
-        convert = self.convert["item_tag"]
-        self.pending["item"].append(tuple(f(v) for f, v in zip(self.convert["item"], row)))
-        self.pending["item_tag"].extend(tuple(f(v) for f, v in zip(convert, link)) for link in links)
-        if len(self.pending["item"]) >= BATCH or len(self.pending["item_tag"]) >= BATCH:
-            self._flush("item")  # the items before their links
-            self._flush("item_tag")
-
-    def finish(self) -> None:
-        for kind in ("user", "tag", "item", "item_tag"):
-            self._flush(kind)
-
-    def abort(self, error: BaseException) -> None:
-        """Nothing is under way between statements; the transaction's rollback suffices."""

@@ -5,7 +5,8 @@ Rows go straight into ``item`` by COPY while the file is still being read, so pa
 the client and writing on the server overlap, and each row is written once. Item ids are
 made on the client; owners and tag names are looked up in batches as new ones appear (the
 COPY pauses for the lookup). Links wait in a spool file, already resolved to ids, and follow
-in a second COPY once every item exists.
+in a second COPY once every item exists. The SQL (the COPY, the spool, the lookups and the
+tags created) is the PostgreSQL store's; this module decides what to write, and when.
 
 It is an optimisation, not a second behaviour: at the first thing that is not a clean row
 (an invalid record, an unknown owner, a row the unique index refuses, a tag named twice as
@@ -16,15 +17,17 @@ reads the input again along the staged path, which reports exactly what is wrong
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from itemctl.models import User
 from itemctl.services.bulk.loader import BATCH, ImportOptions, require_permission
-from itemctl.services.bulk.postgres import Exclusive
 from itemctl.services.bulk.readers import Record
 from itemctl.services.bulk.validation import ValidRow, validate
+
+if TYPE_CHECKING:  # the store is imported where it is made: store_for(), on PostgreSQL only
+    from itemctl.store.postgres import PostgresStore
 
 CACHE_LIMIT = 100_000  # owner and tag ids kept between batches
 
@@ -53,10 +56,10 @@ _VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 
 class DirectLoad:
-    """One direct load on the session's own psycopg connection (its transaction)."""
+    """One direct load through the PostgreSQL store (the session's transaction)."""
 
-    def __init__(self, cursor, options: ImportOptions, actor: User, default_owner: str) -> None:
-        self.cursor = cursor
+    def __init__(self, store: PostgresStore, options: ImportOptions, actor: User, default_owner: str) -> None:
+        self.store = store
         self.options = options
         self.username, self.is_admin = actor.username, actor.is_admin
         self.default_owner = default_owner
@@ -65,8 +68,6 @@ class DirectLoad:
         self.pending: list[tuple[str, ValidRow]] = []
         self.unknown_owners: set[str] = set()
         self.unknown_tags: dict[str, None] = {}  # first-seen order: a new tag keeps its first spelling
-        self.copy = None
-        self._copy_context = None
         self.read = 0
         self.timings: dict[str, float] = {}
         self.ids = _uuid4_hex()
@@ -74,12 +75,13 @@ class DirectLoad:
     def run(self, records: Iterable[Record], on_progress: Callable[[int], None] | None) -> int:
         """Load every record; the number read (all of them inserted)."""
         phase = self.options.on_phase or (lambda name: None)
-        exclusive = Exclusive(self.cursor, self.options.on_notice) if self.options.exclusive else None
+        exclusive = self.store.exclusive(self.options.on_notice) if self.options.exclusive else None
         if exclusive:
             exclusive.take()
         started, cpu = time.perf_counter(), time.process_time()
-        with tempfile.TemporaryFile(prefix="itemctl-links-") as spool:
-            self.spool = spool
+        copy = self.store.copy
+        self.spool = self.store.link_spool()
+        try:
             try:
                 for record in records:
                     self.read += 1
@@ -90,19 +92,18 @@ class DirectLoad:
                         self._flush()
                 self._flush()
             except BaseException as error:
-                self._end_copy(error)
+                copy.end(error)
                 raise
-            self._end_copy()
+            copy.end()
             # The client's own work (read, validate, format) ran while the server wrote.
             self.timings["client"] = time.process_time() - cpu
             self.timings["items"] = time.perf_counter() - started
             started = time.perf_counter()
             phase("linking tags")
-            spool.seek(0)
-            with self.cursor.copy("COPY item_tag (item_id, tag_id) FROM STDIN") as copy:
-                while chunk := spool.read(1 << 18):
-                    copy.write(chunk)
+            self.spool.load(copy)
             self.timings["links"] = time.perf_counter() - started
+        finally:
+            self.spool.close()
         if exclusive:
             phase("re-creating indexes and foreign keys")
             self.timings.update(exclusive.restore())
@@ -130,59 +131,29 @@ class DirectLoad:
                 self.unknown_owners.add(row.owner)
                 self.unknown_tags.update(dict.fromkeys(row.tags))
         if self.unknown_owners or self.unknown_tags:
-            self._end_copy()
+            self.store.copy.end()  # the COPY pauses for the lookup
             self._resolve()
         if not self.pending:
             return
-        if self.copy is None:
-            self._copy_context = self.cursor.copy("COPY item (id, title, description, owner_id) FROM STDIN")
-            self.copy = self._copy_context.__enter__()
-        write_row, owners, tags = self.copy.write_row, self.owners, self.tags
-        links = []
+        write_item, owners, tags, spool = self.store.item_writer(), self.owners, self.tags, self.spool
         for item_id, row in self.pending:
-            write_row((item_id, row.title, row.description, owners[row.owner]))
+            write_item(item_id, row, owners[row.owner])
             if row.tags:
                 ids = {tags[name] for name in row.tags}
                 if len(ids) != len(row.tags):
                     raise NotClean()  # two names of one tag as the database folds case
-                links.extend(f"{item_id}\t{tag_id}\n" for tag_id in ids)
-        self.spool.write("".join(links).encode())
+                spool.add(item_id, ids)
         self.pending.clear()
-
-    def _end_copy(self, error: BaseException | None = None) -> None:
-        """End the COPY in progress, if any; with ``error``, so that the server abandons it."""
-        if self._copy_context is not None:
-            context, self._copy_context, self.copy = self._copy_context, None, None
-            context.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
 
     def _resolve(self) -> None:
         """Look up the owners and tag names seen since the last lookup; create new tags."""
         if self.unknown_owners:
-            self.cursor.execute('SELECT username, id::text FROM "user" WHERE username = ANY(%s)', (list(self.unknown_owners),))
-            self.owners.update(self.cursor.fetchall())
+            self.owners.update(self.store.owner_ids(self.unknown_owners))
             if not self.unknown_owners <= self.owners.keys():
                 raise NotClean()  # an unknown owner: the staged path names every one
             self.unknown_owners.clear()
         if self.unknown_tags:
-            names = list(self.unknown_tags)
-            self.cursor.execute(
-                """
-                INSERT INTO tag (id, name)
-                SELECT gen_random_uuid(), first.name FROM (
-                    SELECT DISTINCT ON (lower(n.name)) n.name, n.pos
-                    FROM unnest(%s::text[]) WITH ORDINALITY AS n(name, pos)
-                    WHERE NOT EXISTS (SELECT 1 FROM tag x WHERE lower(x.name) = lower(n.name))
-                    ORDER BY lower(n.name), n.pos
-                ) first
-                ON CONFLICT DO NOTHING
-                """,
-                (names,),
-            )
-            self.cursor.execute(
-                "SELECT n.name, x.id::text FROM unnest(%s::text[]) AS n(name) JOIN tag x ON lower(x.name) = lower(n.name)",
-                (names,),
-            )
-            self.tags.update(self.cursor.fetchall())
+            self.tags.update(self.store.tag_ids(list(self.unknown_tags)))
             if not self.unknown_tags.keys() <= self.tags.keys():
                 raise NotClean()
             self.unknown_tags.clear()

@@ -1,15 +1,14 @@
-"""What every loader shares: the options, the problem lists, the rejects, and the set-based
-checks over the staged rows (the same SQL on both dialects).
+"""The staged loader: the options, the problem lists, the rejects, and the set-based checks
+over the staged rows (the same SQL on both dialects); staging and writing are the store's.
 
-The pipeline sits above the loaders and nothing imports back up.
+The pipeline sits above the loader and nothing imports back up.
 """
 
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
@@ -19,6 +18,7 @@ from sqlmodel import Session
 from itemctl.core.errors import ConflictError, PermissionDenied
 from itemctl.services.bulk.readers import Format
 from itemctl.services.bulk.validation import ValidRow
+from itemctl.store import store_for
 
 Mode = Literal["insert", "upsert", "skip"]
 MAX_REPORTED = 20
@@ -91,10 +91,6 @@ class ImportOptions:
     on_notice: Callable[[str], None] | None = None
 
 
-class RepeatedRows(Exception):
-    """The unique index on (owner_id, title) refused the insert of the staged rows."""
-
-
 # The checks below are the same SQL on both dialects.
 UNKNOWN_OWNERS = """
     SELECT s.line, s.rownum, s.owner, count(*) OVER () FROM import_row s
@@ -136,20 +132,17 @@ REJECT_DUPLICATES = """
 """
 
 
-class Loader(ABC):
-    """Staging and writing for one dialect; the checks are shared."""
+class Loader:
+    """The checks over the staged rows; the dialect's store stages and writes them."""
 
     def __init__(self, session: Session, connection: Connection, options: ImportOptions) -> None:
         self.session = session
         self.connection = connection
         self.options = options
+        self.store = store_for(connection)
 
     def _query(self, sql: str, **params):
         return self.connection.execute(text(sql), params).all()
-
-    # Whether write() may rely on the unique index to catch repeated rows (and then raise
-    # RepeatedRows), so that a clean load skips the cost of looking for them.
-    unique_index_finds_duplicates = False
 
     def find_unknown_owners(self, problems: Problems) -> None:
         rows = self._query(UNKNOWN_OWNERS, limit=MAX_REPORTED)
@@ -197,19 +190,23 @@ class Loader(ABC):
             hint="use --mode skip to keep existing items, or --mode upsert to replace their description and tags",
         )
 
-    def _source_json(self, row: ValidRow) -> str | None:
-        # The original record is kept only when --rejects may need to write it back.
-        return json.dumps(row.source, ensure_ascii=False) if self.options.rejects else None
-
-    # Per dialect: loading() stages the rows given to add(); write() applies them.
-    @abstractmethod
-    def loading(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def loading(self) -> Iterator[None]:
         """Stage the rows given to ``add`` while the block runs."""
+        self.exclusive = self.store.exclusive(self.options.on_notice) if self.options.exclusive else None
+        if self.exclusive:
+            self.exclusive.take()
+        with self.store.staging(keep_source=self.options.rejects is not None) as self.add:
+            yield
 
-    @abstractmethod
     def add(self, row: ValidRow) -> None:
-        """Stage one valid row."""
+        """Stage one valid row (while ``loading``)."""
+        raise RuntimeError("add() outside loading()")
 
-    @abstractmethod
     def write(self) -> tuple[int, int]:
-        """Apply the staged rows; (inserted, updated)."""
+        """Apply the staged rows; (inserted, updated). Raises ``RepeatedRows`` when the
+        unique index on (owner, title) refuses them."""
+        written = self.store.write_staged(self.options.mode)
+        if self.exclusive:
+            self.exclusive.restore()
+        return written

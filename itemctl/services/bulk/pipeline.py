@@ -13,20 +13,12 @@ from sqlmodel import Session
 from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied
 from itemctl.models import User
 from itemctl.services import audit
-from itemctl.services.bulk.loader import (
-    BATCH,
-    ImportOptions,
-    Loader,
-    Problems,
-    RepeatedRows,
-    require_permission,
-)
 from itemctl.services.bulk import direct
-from itemctl.services.bulk.postgres import PostgresLoader
+from itemctl.services.bulk.loader import BATCH, ImportOptions, Loader, Problems, require_permission
 from itemctl.services.bulk.readers import read_records
 from itemctl.services.bulk.spool import rewindable
-from itemctl.services.bulk.sqlite import SqliteLoader
 from itemctl.services.bulk.validation import source_of, validate
+from itemctl.store import RepeatedRows
 
 
 @dataclass
@@ -60,8 +52,8 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
     # A fallback to the staged path says nothing twice (--exclusive's notices).
     options = replace(options, on_notice=_once(options.on_notice))
     connection = session.connection()
+    loader = Loader(session, connection, options)
     if connection.dialect.name == "postgresql":
-        loader: Loader = PostgresLoader(session, connection, options)
         # A savepoint: a failed import leaves the session as it found it. (Asking for the
         # connection emits the SAVEPOINT now; the work below bypasses the ORM.)
         with session.begin_nested():
@@ -70,7 +62,7 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
             if direct.applies(connection.dialect.name, options):
                 # A pipe is spooled as it is read, so that the staged path can read it again.
                 with rewindable(stream) as again:
-                    summary = _load_direct(connection, actor, default_owner, again, options)
+                    summary = _load_direct(loader, actor, default_owner, again, options)
                     if summary is None:
                         summary, invalid = _stage(loader, actor, default_owner, again, options)
                         _check_and_write(loader, options, invalid, summary)
@@ -79,7 +71,6 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
                 _check_and_write(loader, options, invalid, summary)
             _audit(session, actor, options, summary)
     else:
-        loader = SqliteLoader(session, connection, options)
         # The input is read and staged (into temporary tables, which take no lock) before
         # the write lock is asked for: a pipe from another itemctl command on the same
         # file can run to its end meanwhile, and other writers wait only for the writes.
@@ -138,14 +129,14 @@ def _records(stream: IO[bytes], options: ImportOptions):
     return read_records(stream, options.fmt, encoding=options.encoding, delimiter=options.delimiter)
 
 
-def _load_direct(connection, actor: User, default_owner: str, stream: IO[bytes], options: ImportOptions) -> ImportSummary | None:
+def _load_direct(loader: Loader, actor: User, default_owner: str, stream: IO[bytes], options: ImportOptions) -> ImportSummary | None:
     """The direct load, or None when the input needs the staged path (it is read again)."""
     from psycopg.errors import DataError, IntegrityError
 
-    cursor = connection.connection.driver_connection.cursor()
+    cursor = loader.store.cursor
     start = stream.tell()
     cursor.execute("SAVEPOINT import_direct")
-    load = direct.DirectLoad(cursor, options, actor, default_owner)
+    load = direct.DirectLoad(loader.store, options, actor, default_owner)
     records = _records(stream, options)
     try:
         read = load.run(records, options.on_progress)
@@ -201,7 +192,7 @@ def _check_and_write(loader: Loader, options: ImportOptions, invalid: Problems, 
         loader.find_unknown_owners(invalid)
         # The unique index on (owner, title) catches repeats among new items as they are
         # written; a repeat of an existing item (skip, upsert) never reaches it.
-        if invalid.total or options.mode != "insert" or not loader.unique_index_finds_duplicates:
+        if invalid.total or options.mode != "insert":
             loader.find_duplicates(invalid)
         if invalid.total:
             raise InvalidInput(invalid.report("invalid"))
@@ -210,7 +201,7 @@ def _check_and_write(loader: Loader, options: ImportOptions, invalid: Problems, 
             loader.check_conflicts()
         except ConflictError:
             # A repeat within the input is invalid, and that comes before any conflict.
-            if not options.rejects and loader.unique_index_finds_duplicates:
+            if not options.rejects:
                 loader.find_duplicates(invalid)
             if invalid.total:
                 raise InvalidInput(invalid.report("invalid")) from None
