@@ -262,6 +262,9 @@ def _main(args: list[str]) -> int:
 
 
 def _fail(error: ItemctlError, as_json: bool = False) -> int:
+    from itemctl.cli.wording import worded
+
+    worded(error)
     from itemctl.core.sink import STDOUT, OutputFailed, ReaderGone, silence_stdout
 
     if isinstance(error, ReaderGone) or (isinstance(error, OutputFailed) and error.target == STDOUT):

@@ -22,6 +22,7 @@ from itemctl.cli.items import (
     app,
     item_filters,
 )
+from itemctl.cli import wording
 from itemctl.cli.output import OutputOption, emit, open_input
 from itemctl.cli.runtime import command_session
 from itemctl.core.logging import debug, notice
@@ -131,7 +132,7 @@ def import_command(
                 rejects=bulk.Rejects(rejects_out) if rejects_out else None,
                 on_progress=on_progress,
                 on_phase=on_phase,
-                on_notice=notice,
+                on_notice=wording.notice,
             ),
         )
     counts = summary.counts()

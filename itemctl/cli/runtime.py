@@ -40,6 +40,7 @@ class State:
 
             self._config = load_config(
                 database_url=self.database_url,
+                database_url_source="--database-url",
                 environment=self.environment,
                 user=self.user,
                 email=self.email,

@@ -7,6 +7,7 @@ import typer
 
 from itemctl.cli.output import OutputFormat, OutputOption, echo_data
 from itemctl.cli.runtime import database_errors
+from itemctl.cli.wording import worded
 from itemctl.core.errors import ItemctlError
 
 
@@ -33,6 +34,7 @@ def status_command(ctx: typer.Context, output: OutputOption = None) -> None:
     try:
         config = state.config()
     except ItemctlError as error:
+        worded(error)
         report = {"database": {"url": None, "source": None, "embedded": False, "problem": error.message}}
         _finish(report, [("database", error.message, error.exit_code)], as_json)
         return
@@ -56,6 +58,7 @@ def status_command(ctx: typer.Context, output: OutputOption = None) -> None:
             with database_errors(state):
                 found = status.gather(state.engine(), username=username, connected_port=_port(database), from_login=from_login)
         except ItemctlError as error:
+            worded(error)
             report["database"]["problem"] = error.message
             _finish(report, [("database", error.message, error.exit_code)], as_json)
             return

@@ -2,7 +2,7 @@
 
 The database is resolved in the contract's order, first match wins:
 
-1. ``--database-url`` (passed in by the CLI)
+1. the URL the front end was given (the CLI's global option), named as it calls it
 2. ``ITEMCTL_DATABASE_URL``, then ``DATABASE_URL`` (process environment)
 3. ``POSTGRES_SERVER`` / ``POSTGRES_PORT`` / ``POSTGRES_USER`` / ``POSTGRES_PASSWORD`` /
    ``POSTGRES_DB`` (process environment)
@@ -314,11 +314,12 @@ def resolve_database(
     embedded: Callable[[], Path],
     *,
     explicit_local_needed: bool = False,
+    cli_source: str = "the command line",
 ) -> DatabaseTarget:
     """Walk the contract's order and return the first database that is configured."""
     register_secret(os.environ.get("PGPASSWORD"))
     if cli_url is not None:
-        return _url_target(cli_url, "--database-url")
+        return _url_target(cli_url, cli_source)
     for layer, where in ((environ, "environment"), (dotenv, ".env")):
         for variable, value in (
             ("ITEMCTL_DATABASE_URL", layer.itemctl_database_url),
@@ -353,7 +354,8 @@ def resolve_database(
         )
     raise DatabaseUnavailable(
         f"no database configured for environment {environment!r}",
-        hint="pass --database-url or set ITEMCTL_DATABASE_URL (or DATABASE_URL, POSTGRES_SERVER, PGHOST)",
+        hint="pass {database_url} or set ITEMCTL_DATABASE_URL (or DATABASE_URL, POSTGRES_SERVER, PGHOST)",
+        fields=("database_url",),
     )
 
 
@@ -459,6 +461,7 @@ SECRET_VARIABLES = ("POSTGRES_PASSWORD", "PGPASSWORD")
 def load_config(
     *,
     database_url: str | None = None,
+    database_url_source: str = "the command line",
     environment: str | None = None,
     user: str | None = None,
     email: str | None = None,
@@ -483,6 +486,7 @@ def load_config(
         env,
         lambda: embedded_path(merged, data_dir_from),
         explicit_local_needed=ci_is_set(environ.ci) and not explicit_local,
+        cli_source=database_url_source,
     )
     if merged.identity == "database" and not database.is_postgres:
         raise DatabaseUnavailable(

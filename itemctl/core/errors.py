@@ -9,14 +9,29 @@ import re
 
 
 class ItemctlError(Exception):
-    """Base of every error the user is meant to see."""
+    """Base of every error the user is meant to see.
+
+    A service names the inputs it speaks of by field (``limit``, ``created_after``), as
+    ``{limit}`` in its message and hint, listed in ``fields``; the front end words them
+    (the CLI as ``--limit``) through ``worded`` before printing. Unworded, a field reads
+    as its own name.
+    """
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, fields: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.fields = fields
+
+    def worded(self, name_of) -> None:
+        """Put each field's name, as this front end calls it, into the message and hint."""
+        for field in self.fields:
+            self.message = self.message.replace("{" + field + "}", name_of(field))
+            if self.hint:
+                self.hint = self.hint.replace("{" + field + "}", name_of(field))
+        self.fields = ()
 
 
 class UsageError(ItemctlError):
@@ -258,7 +273,8 @@ def _classify_database(error: BaseException, database: str, role: str | None = N
     if sqlstate == LOCK_NOT_AVAILABLE or name in _SQLITE_BUSY:
         return LockTimeout(
             "gave up waiting for a lock held by another session; nothing was changed",
-            hint="find the other session, or raise --lock-timeout",
+            hint="find the other session, or raise {lock_timeout}",
+            fields=("lock_timeout",),
         )
     if sqlstate == READ_ONLY or name == _SQLITE_READONLY:
         return DatabaseUnavailable(

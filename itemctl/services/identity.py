@@ -50,13 +50,14 @@ def resolve_actor(
         if environment != LOCAL:
             raise PermissionDenied(
                 f"no identity: this command needs an actor in environment {environment!r}",
-                hint="pass --as USERNAME or set ITEMCTL_USER",
+                hint="pass {actor} USERNAME or set ITEMCTL_USER",
+                fields=("actor",),
             )
         username, email = DEV_USER, email or DEV_EMAIL
     try:
         check_username(username)
     except ValueError as error:
-        raise InvalidInput(f"invalid username {shown(username)} (from --as or ITEMCTL_USER): {error}") from None
+        raise InvalidInput(f"invalid username {shown(username)} (from {{actor}} or ITEMCTL_USER): {error}", fields=("actor",)) from None
     actor = _by_username(session, username)
     if actor is not None:
         return actor
@@ -90,7 +91,8 @@ def _login_or_impersonated(session: Session, username: str | None) -> str:
             f"only an admin may act as another user: the login {login!r} is "
             + ("not an itemctl user yet" if own is None else "not an admin")
             + f", so it may not act as {shown(username)}",
-            hint="drop --as (and ITEMCTL_USER) to act as the login, or log in as an admin",
+            hint="drop {actor} (and ITEMCTL_USER) to act as the login, or log in as an admin",
+            fields=("actor",),
         )
     session.info[IMPERSONATED_BY] = login
     return username

@@ -46,9 +46,11 @@ class ItemFilters:
     created_before: datetime | None = None
 
     def __post_init__(self) -> None:
-        for option, value in (("--owner", self.owner), ("--search", self.search), *(("--tag", t) for t in self.tags)):
+        for name, value in (("owner", self.owner), ("search", self.search), *(("tag", t) for t in self.tags)):
             if value is not None and not value.strip():
-                raise InvalidInput(f"{option} was given an empty value", hint=f"leave {option} out to match everything")
+                raise InvalidInput(
+                    f"{{{name}}} was given an empty value", hint=f"leave {{{name}}} out to match everything", fields=(name,)
+                )
         try:
             if self.search is not None:
                 self.search = clean_text(self.search)
@@ -229,9 +231,9 @@ def list_items(
 ) -> list[ItemPublic]:
     """One page of items; owners and tags loaded in bulk (a fixed number of queries)."""
     if not 1 <= limit <= MAX_LIMIT:
-        raise UsageError(f"--limit must be between 1 and {MAX_LIMIT}, not {limit}")
+        raise UsageError(f"{{limit}} must be between 1 and {MAX_LIMIT}, not {limit}", fields=("limit",))
     if after and offset:
-        raise UsageError("--after and --offset cannot be combined")
+        raise UsageError("{after} and {offset} cannot be combined", fields=("after", "offset"))
     statement = select(Item, User.username).join(User, User.id == Item.owner_id)
     statement = _filtered(statement, session, actor, filters)
     if after:
@@ -462,11 +464,18 @@ def describe_filters(filters: ItemFilters) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def _where(filters: ItemFilters) -> str:
+    """A delete by filters as the audit trail names it, by filter: ``where owner=bob tag=old``."""
+    described = describe_filters(filters).items()
+    return "where " + " ".join(f"{name}={','.join(value) if isinstance(value, list) else value}" for name, value in described)
+
+
 def _require_filters(filters: ItemFilters) -> None:
     if not filters.given:
         raise UsageError(
-            "--where needs at least one filter (--owner, --mine, --tag, --search, --created-after, --created-before)",
-            hint="to delete everything, say so with a filter such as --created-before 0s",
+            "{where} needs at least one filter ({owner}, {mine}, {tag}, {search}, {created_after}, {created_before})",
+            hint="to delete everything, say so with a filter such as {created_before} 0s",
+            fields=("where", "owner", "mine", "tag", "search", "created_after", "created_before"),
         )
 
 
@@ -480,7 +489,8 @@ def count_to_delete(*, session: Session, actor: User, filters: ItemFilters) -> i
             raise PermissionDenied(
                 f"only an admin may delete another user's items, and these filters match some "
                 f"(you are {actor.username!r}, not an admin); nothing was deleted",
-                hint="add --mine to delete only your own",
+                hint="add {mine} to delete only your own",
+                fields=("mine",),
             )
     return count_items(session=session, actor=actor, filters=filters)
 
@@ -509,7 +519,7 @@ def delete_where(*, session: Session, actor: User, filters: ItemFilters) -> int:
         session,
         actor=actor,
         action="items.delete",
-        target="--where",
+        target=_where(filters),
         details={"filters": describe_filters(filters), "count": deleted},
     )
     return deleted

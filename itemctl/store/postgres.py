@@ -374,7 +374,7 @@ class Exclusive:
 
     def take(self) -> None:
         cursor = self.cursor
-        self.notify("--exclusive: locking tables item and item_tag until the import commits; other sessions wait")
+        self.notify("{exclusive}: locking tables item and item_tag until the import commits; other sessions wait")
         cursor.execute("LOCK TABLE item, item_tag IN ACCESS EXCLUSIVE MODE")
         cursor.execute(
             """
@@ -397,7 +397,7 @@ class Exclusive:
         )
         self.indexes = cursor.fetchall()
         self.notify(
-            "--exclusive: dropped for the load and re-created after it: "
+            "{exclusive}: dropped for the load and re-created after it: "
             f"indexes {', '.join(name for name, _ in self.indexes) or '(none)'}; "
             f"foreign keys {', '.join(name for _, name, _ in self.foreign_keys) or '(none)'}"
         )

@@ -349,7 +349,7 @@ def test_delete_where_refuses_a_non_admin_whose_filter_reaches_another_users_ite
     any_itemctl("--as", "root", "users", "create", "root", "--admin")
     admin = any_itemctl("--as", "root", "items", "delete", "--where", "--owner", "bob", "--yes")
     assert admin.exit_code == 0 and backend.rows("SELECT count(*) FROM item") == [(0,)]
-    (entry,) = [e for e in any_itemctl("--as", "root", "audit", "list", "-o", "json").json() if e["target"] == "--where"][:1]
+    (entry,) = [e for e in any_itemctl("--as", "root", "audit", "list", "-o", "json").json() if e["target"] == "where owner=bob"][:1]
     assert entry["details"] == {"filters": {"owner": "bob"}, "count": 2} and entry["action"] == "items.delete"
 
 

@@ -187,7 +187,8 @@ class Loader:
         raise ConflictError(
             f"{total} row(s) conflict with existing items, nothing was imported: {shown}"
             + (f"; and {more} more" if more > 0 else ""),
-            hint="use --mode skip to keep existing items, or --mode upsert to replace their description and tags",
+            hint="use {mode} skip to keep existing items, or {mode} upsert to replace their description and tags",
+            fields=("mode",),
         )
 
     @contextmanager

@@ -53,7 +53,7 @@ def decompressed(stream: IO[bytes], name: str) -> IO[bytes]:
     return stream
 
 
-ENCODING_HINT = "give --encoding (for example cp1252, latin-1 or utf-16)"
+ENCODING_HINT = "give {encoding} (for example cp1252, latin-1 or utf-16)"
 
 
 def _line_by_line(encoding: str) -> bool:
@@ -64,9 +64,9 @@ def _line_by_line(encoding: str) -> bool:
     try:
         codec = codecs.lookup(encoding)
     except LookupError:
-        raise InvalidInput(f"unknown encoding {encoding!r}", hint=ENCODING_HINT) from None
+        raise InvalidInput(f"unknown encoding {encoding!r}", hint=ENCODING_HINT, fields=("encoding",)) from None
     if not getattr(codec, "_is_text_encoding", True):  # rot13, base64, zlib: not text
-        raise InvalidInput(f"{encoding!r} is not a text encoding", hint=ENCODING_HINT)
+        raise InvalidInput(f"{encoding!r} is not a text encoding", hint=ENCODING_HINT, fields=("encoding",))
     return codec.encode("\n")[0] == b"\n"
 
 
@@ -93,6 +93,7 @@ class _DecodedLines:
                     f"line {self.number}: byte {self.offset + error.start + 1} of the file is not valid "
                     f"{self.encoding.removesuffix('-sig')} ({error.reason})",
                     hint=ENCODING_HINT,
+                    fields=("encoding",),
                 ) from None
             self.offset += len(raw)
 
@@ -114,9 +115,9 @@ def read_records(stream: IO[bytes], fmt: Format, *, encoding: str = "utf-8", del
     try:
         yield from reader(text_stream)
     except UnicodeDecodeError as error:
-        raise InvalidInput(f"the input is not valid {encoding} ({error.reason})", hint=ENCODING_HINT) from None
+        raise InvalidInput(f"the input is not valid {encoding} ({error.reason})", hint=ENCODING_HINT, fields=("encoding",)) from None
     except UnicodeError as error:
-        raise InvalidInput(f"the input is not valid {encoding} ({error})", hint=ENCODING_HINT) from None
+        raise InvalidInput(f"the input is not valid {encoding} ({error})", hint=ENCODING_HINT, fields=("encoding",)) from None
     finally:
         # The caller owns the stream: let go of it rather than close it with the wrapper.
         text_stream.detach()
@@ -124,7 +125,9 @@ def read_records(stream: IO[bytes], fmt: Format, *, encoding: str = "utf-8", del
 
 def _read_csv(text_stream, delimiter: str = ",") -> Iterator[Record]:
     if len(delimiter) != 1:
-        raise InvalidInput(f"--delimiter must be one character, not {delimiter!r}", hint="for a tab: --delimiter $'\\t'")
+        raise InvalidInput(
+            f"{{delimiter}} must be one character, not {delimiter!r}", hint="for a tab: {delimiter} $'\\t'", fields=("delimiter",)
+        )
     reader = csv.reader(text_stream, strict=True, delimiter=delimiter)
     try:
         header = next(reader, None)
@@ -168,7 +171,8 @@ def _header(names: list[str], delimiter: str = ",") -> _Header:
             if other != delimiter and other in names[0] and "title" in names[0].lower():
                 raise InvalidInput(
                     f"line 1: the header {names[0]!r} looks separated by {other!r}, not {delimiter!r}",
-                    hint=f"give --delimiter {shown}",
+                    hint=f"give {{delimiter}} {shown}",
+                    fields=("delimiter",),
                 )
     header = _Header(name.strip().lower() for name in names)
     if len(header) > 1 and header[-1] == "":
