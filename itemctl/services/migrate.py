@@ -31,7 +31,7 @@ from itemctl.core.errors import (
     QUERY_CANCELED,
     READ_ONLY,
 )
-from itemctl.core.db import lock_holders, reader
+from itemctl.core.db import lock_holders, reader, set_local_timeout
 from itemctl.models import KNOWN_REVISIONS, SCHEMA_HEAD
 from itemctl.services.common import Notify, quiet
 
@@ -44,6 +44,19 @@ UPGRADE_HINT = "upgrade itemctl"
 DEFAULT_LOCK_TIMEOUT = 5.0
 DEFAULT_WAIT = 600.0
 
+# The statements of a run's transaction before its first migration, written once: run by
+# _lock_and_limit, printed by run_preamble for --sql.
+CHECK_CONNECTION = "SET LOCAL client_connection_check_interval = '1s'"
+TRY_LOCK = f"SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+TAKE_LOCK = f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+
+
+def run_limits(lock_timeout: float, statement_timeout: float = 0) -> list[str]:
+    """The timeouts a run sets once it holds the lock (statement_timeout 0: no limit)."""
+    limits = [set_local_timeout("lock_timeout", lock_timeout)]
+    if statement_timeout:
+        limits.append(set_local_timeout("statement_timeout", statement_timeout))
+    return limits
 
 
 def migrations_dir() -> Path:
@@ -226,26 +239,25 @@ def _lock_and_limit(
     if connection.dialect.server_version_info >= (14,):
         # A killed client's backend notices within a second and rolls back, releasing
         # the lock, even in the middle of a long statement.
-        connection.exec_driver_sql("SET LOCAL client_connection_check_interval = '1s'")
+        connection.exec_driver_sql(CHECK_CONNECTION)
     _take_migration_lock(connection, wait, on_notice)
     # Never queue behind an application's lock for longer than lock_timeout.
-    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
-    if statement_timeout:
-        connection.exec_driver_sql(f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'")
+    for statement in run_limits(lock_timeout, statement_timeout):
+        connection.exec_driver_sql(statement)
 
 
 def _take_migration_lock(connection: Connection, wait: float, on_notice: Notify) -> None:
     """The advisory lock: at once when free; else say who holds it and wait at most ``wait``."""
-    key = {"key": MIGRATION_LOCK_KEY}
-    if connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar():
+    if connection.exec_driver_sql(TRY_LOCK).scalar():
         return
     holder = _advisory_holder(connection)
     on_notice(f"waiting for another `itemctl db migrate` to finish ({holder}); at most {wait:g} s")
-    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(wait * 1000))}ms'")
+    # At least a millisecond: lock_timeout 0 would wait for ever.
+    connection.exec_driver_sql(set_local_timeout("lock_timeout", max(wait, 0.001)))
     try:
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+        connection.exec_driver_sql(TAKE_LOCK)
     except exc.DBAPIError as error:
-        if sqlstate_of(error) != LOCK_NOT_AVAILABLE:
+        if not _is_lock_timeout(error):
             raise
         raise ConflictError(
             f"gave up after {wait:g} s waiting for another `itemctl db migrate` ({holder}); nothing was changed",
@@ -378,14 +390,7 @@ def run_preamble(dialect: str, lock_timeout: float, statement_timeout: float = 0
     """The statements a real run issues first in its transaction (PostgreSQL only)."""
     if dialect != "postgresql":
         return []
-    preamble = [
-        "SET LOCAL client_connection_check_interval = '1s'",
-        f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})",
-        f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'",
-    ]
-    if statement_timeout:
-        preamble.append(f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'")
-    return preamble
+    return [CHECK_CONNECTION, TAKE_LOCK, *run_limits(lock_timeout, statement_timeout)]
 
 
 def migration_sql(
