@@ -34,7 +34,7 @@ from itemctl.models import KNOWN_REVISIONS, Item, ItemCreate, ItemTag, Tag, TagC
 from itemctl.services import audit
 from itemctl.services.common import describe_validation_error
 from itemctl.services.items import _tag_names
-from itemctl.services.migrate import schema_revision
+from itemctl.services.schema import schema_revision
 
 FORMAT = "itemctl-dump"
 VERSION = 2  # 2: the trailer line
