@@ -70,7 +70,7 @@ def make_database(postgres_admin):
         if migrated:
             from itemctl.core.config import DatabaseTarget
             from itemctl.core.db import create_db_engine
-            from itemctl.services.migrate import migrate
+            from itemctl.services.schema import migrate
 
             engine = create_db_engine(DatabaseTarget(url, "test"))
             migrate(engine, revision=revision)
@@ -113,7 +113,7 @@ def sqlite_engine(tmp_path):
     """A migrated SQLite database, as the embedded default would be."""
     from itemctl.core.config import DatabaseTarget
     from itemctl.core.db import create_db_engine
-    from itemctl.services.migrate import migrate
+    from itemctl.services.schema import migrate
 
     engine = create_db_engine(DatabaseTarget(f"sqlite:///{tmp_path / 'test.db'}", "test"))
     migrate(engine)
@@ -221,7 +221,7 @@ def backend(request, tmp_path) -> Backend:
         return Backend("postgresql", request.getfixturevalue("pg_url"))
     from itemctl.core.config import DatabaseTarget
     from itemctl.core.db import create_db_engine
-    from itemctl.services.migrate import migrate
+    from itemctl.services.schema import migrate
 
     url = f"sqlite:///{tmp_path / 'matrix.db'}"
     engine = create_db_engine(DatabaseTarget(url, "test"))
@@ -308,7 +308,7 @@ def new_name(prefix: str) -> str:
 
 @pytest.fixture
 def alembic_config():
-    from itemctl.services.migrate import alembic_config as config
+    from itemctl.services.schema.head import alembic_config as config
 
     return config()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from itemctl.models import KNOWN_REVISIONS, SCHEMA_HEAD
-from itemctl.services import migrate
+from itemctl.services import schema as migrate
 
 
 def test_models_name_the_newest_revision_and_every_known_one():

@@ -47,16 +47,16 @@ def migrate_command(
 
     Example: itemctl --database-url postgresql://app@db/app db migrate
     """
-    from itemctl.services import migrate
+    from itemctl.services import schema
 
     state = ctx.obj
     if lock_timeout is None:
-        lock_timeout = state.lock_timeout if state.lock_timeout is not None else migrate.DEFAULT_LOCK_TIMEOUT
+        lock_timeout = state.lock_timeout if state.lock_timeout is not None else schema.DEFAULT_LOCK_TIMEOUT
     if sql:
         echo_data(_review_sql(state, revision, lock_timeout=lock_timeout, statement_timeout=statement_timeout))
         return
     with database_errors(state):
-        result = migrate.migrate(
+        result = schema.migrate(
             state.engine(create=True),
             revision=revision,
             allow_destructive=allow_destructive,
@@ -72,7 +72,7 @@ def migrate_command(
         # is the strict gate.
         notice(
             f"warning: nothing to migrate: {where} is at revision {result.before}, "
-            f"newer than this itemctl (head {migrate.head_revision()}); nothing was changed"
+            f"newer than this itemctl (head {schema.head_revision()}); nothing was changed"
         )
     elif result.applied:
         notice(f"migrated {where}: {result.before or 'empty'} -> {result.after}, applied {', '.join(result.applied)}")
@@ -86,27 +86,27 @@ def _review_sql(state, revision: str, *, downgrade_to: str | None = None, **time
     """The SQL a run would execute on this database, from its current revision; from the
     base (saying so) when the database cannot be reached."""
     from itemctl.core.errors import ItemctlError
-    from itemctl.services import migrate
+    from itemctl.services import schema
 
     url = state.config().database.url
     try:
         with database_errors(state):
-            current = None if state.absent() else migrate.current(state.engine())
+            current = None if state.absent() else schema.current(state.engine())
     except ItemctlError as error:
         if downgrade_to is not None:
             raise
         notice(f"the database cannot be read ({error.message}); showing the SQL from the base")
         current = None
-    if current is not None and migrate.is_newer(current):
-        raise migrate.newer_error(current, migrate.head_revision())
+    if current is not None and schema.is_newer(current):
+        raise schema.newer_error(current, schema.head_revision())
     if downgrade_to is not None:
         if current is None:
             from itemctl.core.errors import SchemaError
 
             raise SchemaError("the database has no itemctl schema; nothing to downgrade")
-        return migrate.migration_sql(url, downgrade_to, current=current, downgrade=True, **timeouts).rstrip("\n")
+        return schema.migration_sql(url, downgrade_to, current=current, downgrade=True, **timeouts).rstrip("\n")
     notice(f"SQL to migrate {state.config().database.display()} from {current or 'the base'} to {revision}")
-    return migrate.migration_sql(url, revision, current=current, **timeouts).rstrip("\n")
+    return schema.migration_sql(url, revision, current=current, **timeouts).rstrip("\n")
 
 
 @app.command("downgrade", context_settings={"ignore_unknown_options": True})
@@ -120,25 +120,25 @@ def downgrade_command(
 
     Example: itemctl db downgrade -1 --yes
     """
-    from itemctl.services import migrate
+    from itemctl.services import schema
 
     state = ctx.obj
     if sql:
         with database_errors(state):
-            target = migrate.resolve_downgrade_target(state.engine(), revision)
-        echo_data(_review_sql(state, revision, downgrade_to=target, lock_timeout=migrate.DEFAULT_LOCK_TIMEOUT))
+            target = schema.resolve_downgrade_target(state.engine(), revision)
+        echo_data(_review_sql(state, revision, downgrade_to=target, lock_timeout=schema.DEFAULT_LOCK_TIMEOUT))
         return
     ask = must_ask(yes=yes, what="downgrade")
     with database_errors(state):
         engine = state.engine()
-        target = migrate.resolve_downgrade_target(engine, revision)
+        target = schema.resolve_downgrade_target(engine, revision)
         if ask:
             # A rehearsal, rolled back, says exactly what would go; no lock is held while
             # the person decides.
-            preview = migrate.downgrade(engine, revision=target, dry_run=True)
+            preview = schema.downgrade(engine, revision=target, dry_run=True)
             loses = ", ".join(preview.destructive) if preview.destructive else "drop no table or column"
             confirm(f"Downgrade the schema from {preview.before} to {target}? It would {loses}; their data is lost.")
-        result = migrate.downgrade(engine, revision=target, actor=state.config().user)
+        result = schema.downgrade(engine, revision=target, actor=state.config().user)
     notice(f"downgraded {result.before} -> {result.after or 'base'}")
     for operation in result.destructive:
         notice(f"destructive operation applied: {operation}")
@@ -155,13 +155,13 @@ JsonOption = Annotated[
 
 def _state(revision: str | None, head: str) -> str:
     """Where a revision stands: empty, at head, behind (migrate), or newer (upgrade itemctl)."""
-    from itemctl.services import migrate
+    from itemctl.services import schema
 
     if revision is None:
         return "empty"
     if revision == head:
         return "at head"
-    return "newer" if migrate.is_newer(revision) else "behind"
+    return "newer" if schema.is_newer(revision) else "behind"
 
 
 @app.command("current")
@@ -170,12 +170,12 @@ def current_command(ctx: typer.Context, output: JsonOption = None) -> None:
 
     Example: itemctl db current -o json
     """
-    from itemctl.services import migrate
+    from itemctl.services import schema
 
     state = ctx.obj
     with database_errors(state):
-        revision = None if state.absent() else migrate.current(state.engine())
-    head = migrate.head_revision()
+        revision = None if state.absent() else schema.current(state.engine())
+    head = schema.head_revision()
     where = _state(revision, head)
     if output is JsonOutput.json:
         echo_data(json.dumps({"revision": revision, "head": head, "state": where}), json=True)
@@ -198,16 +198,16 @@ def history_command(ctx: typer.Context, output: JsonOption = None) -> None:
 
     Example: itemctl db history -o json
     """
-    from itemctl.services import migrate
+    from itemctl.services import schema
 
     state = ctx.obj
     current = None
     try:
         with database_errors(state):
-            current = None if state.absent() else migrate.current(state.engine())
+            current = None if state.absent() else schema.current(state.engine())
     except Exception as error:  # history is readable without a database
         notice(f"current revision unknown: {getattr(error, 'message', error)}")
-    revisions = migrate.history(current)
+    revisions = schema.list_revisions(current)
     if output is JsonOutput.json:
         echo_data(
             json.dumps(
@@ -236,15 +236,15 @@ def check_command(ctx: typer.Context, output: JsonOption = None) -> None:
     Example: itemctl db check && deploy
     """
     from itemctl.core.errors import SchemaError
-    from itemctl.services import migrate
+    from itemctl.services import schema
 
     state = ctx.obj
     with database_errors(state):
-        result = migrate.CheckResult(None, migrate.head_revision(), []) if state.absent() else migrate.check(state.engine())
+        result = schema.CheckResult(None, schema.head_revision(), []) if state.absent() else schema.check(state.engine())
     where = f"database {state.config().database.display()}"
     problem = None
     hint = None
-    if migrate.is_newer(result.current):
+    if schema.is_newer(result.current):
         problem = f"{where} is at revision {result.current}, newer than this itemctl (head {result.head})"
         hint = "upgrade itemctl"
     elif result.current != result.head:
@@ -375,7 +375,7 @@ def grants_command(
     """
     from itemctl.core.errors import DatabaseUnavailable, NotFoundError
     from itemctl.core.db import reader
-    from itemctl.services import grants, migrate
+    from itemctl.services import grants, schema
 
     state = ctx.obj
     if not state.config().database.is_postgres:
@@ -383,7 +383,7 @@ def grants_command(
     with database_errors(state):
         engine = state.engine()
         with reader(engine) as connection:
-            migrate.require_head(connection)
+            schema.require_head(connection)
             if not grants.role_exists(connection, role):
                 raise NotFoundError(f"no role {role!r} on this server", hint=f"create it first: CREATE ROLE \"{role}\" LOGIN PASSWORD '…'")
             statements = grants.grant_statements(connection, role)

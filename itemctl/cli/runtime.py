@@ -127,7 +127,7 @@ def command_session(
     its input and calls ``session.info[TAKE_WRITE_LOCK]``, which returns the actor then.
     """
     from itemctl.core.db import session_scope
-    from itemctl.services import migrate
+    from itemctl.services import schema
     from itemctl.services.identity import resolve_actor
 
     config = state.config()
@@ -138,7 +138,7 @@ def command_session(
         late = writes and stage_first and engine.dialect.name == "sqlite"
         with session_scope(engine, rollback=rollback, writes=writes and not late) as session:
             session.info["writes"] = writes  # a commit then is a change (see core.db.committed)
-            migrate.require_head(session.connection())
+            schema.require_head(session.connection())
 
             def the_actor(create: bool) -> User:
                 return resolve_actor(
@@ -158,7 +158,7 @@ def command_session(
                 def take_write_lock() -> User | None:
                     begin_writing(session)
                     # A new transaction: what the first one read is looked at again.
-                    migrate.require_head(session.connection())
+                    schema.require_head(session.connection())
                     return the_actor(True) if actor else None
 
                 session.info[TAKE_WRITE_LOCK] = take_write_lock
@@ -169,10 +169,10 @@ def _migrate_embedded(engine: Engine) -> None:
     """The embedded default creates and migrates itself on first use."""
     from itemctl.core.logging import notice
     from itemctl.models import SCHEMA_HEAD
-    from itemctl.services import migrate
+    from itemctl.services import schema
 
-    if migrate.current(engine) == SCHEMA_HEAD:
+    if schema.current(engine) == SCHEMA_HEAD:
         return
-    result = migrate.migrate(engine, on_notice=notice)
+    result = schema.migrate(engine, on_notice=notice)
     if result.applied:
         notice(f"embedded database migrated to {result.after} ({engine.url.database})")

@@ -71,8 +71,14 @@ def _make_data_dir(target: DatabaseTarget) -> None:
         ) from None
 
 
+def set_local_timeout(name: str, seconds: float) -> str:
+    """``SET LOCAL lock_timeout = '5000ms'``: a PostgreSQL timeout (``lock_timeout``,
+    ``statement_timeout``) in whole milliseconds, for the rest of the transaction only."""
+    return f"SET LOCAL {name} = '{int(seconds * 1000)}ms'"
+
+
 def _postgres_lock_timeout(engine: Engine, seconds: float) -> None:
-    setting = f"SET LOCAL lock_timeout = '{int(seconds * 1000)}ms'"
+    setting = set_local_timeout("lock_timeout", seconds)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):

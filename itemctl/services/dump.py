@@ -33,7 +33,7 @@ from itemctl.models import KNOWN_REVISIONS, Item, ItemCreate, Tag, TagCreate, Us
 from itemctl.services import audit
 from itemctl.services.common import describe_validation_error
 from itemctl.services.items import _tag_names
-from itemctl.services.migrate import schema_revision
+from itemctl.services.schema import schema_revision
 from itemctl.store import store_for
 
 FORMAT = "itemctl-dump"

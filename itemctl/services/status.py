@@ -66,23 +66,23 @@ def privileges(connection: Connection) -> Check:
     return check
 
 
-def schema(connection: Connection) -> Check:
+def schema_state(connection: Connection) -> Check:
     from itemctl import SCHEMA_HEAD
-    from itemctl.services import migrate
+    from itemctl.services import schema
 
     from sqlalchemy import exc
 
     from itemctl.core.errors import INSUFFICIENT_PRIVILEGE, primary_message, sqlstate_of
 
     try:
-        revision = migrate.schema_revision(connection)
+        revision = schema.schema_revision(connection)
     except exc.DBAPIError as error:
         if sqlstate_of(error) != INSUFFICIENT_PRIVILEGE:
             raise
         check = Check("schema", {"revision": None, "head": SCHEMA_HEAD, "state": "unreadable"})
         check.fail(f"cannot read the schema revision: {primary_message(error)}", 7)
         return check
-    state = "empty" if revision is None else "at head" if revision == SCHEMA_HEAD else "newer" if migrate.is_newer(revision) else "behind"
+    state = "empty" if revision is None else "at head" if revision == SCHEMA_HEAD else "newer" if schema.is_newer(revision) else "behind"
     check = Check("schema", {"revision": revision, "head": SCHEMA_HEAD, "state": state})
     if state != "at head":
         check.fail(
@@ -118,7 +118,7 @@ def gather(engine: Engine, *, username: str | None, connected_port: int | None, 
     with reader(engine) as connection:
         found = [server(connection, connected_port), privileges(connection)]
         # Last: on PostgreSQL a database never migrated aborts the transaction here.
-        checked_schema = schema(connection)
+        checked_schema = schema_state(connection)
         found += [checked_schema, actor(connection, username, checked_schema.facts["state"], from_login=from_login)]
         connection.rollback()
     return found

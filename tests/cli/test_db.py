@@ -249,7 +249,8 @@ def test_sqlite_refuses_a_batch_rebuild_that_loses_a_column(run, sqlite_engine, 
     url = sqlite_engine.url.render_as_string(hide_password=False)
     refused = run("--database-url", url, "db", "migrate")
     assert refused.exit_code == 8 and "drop column item.description" in refused.stderr, refused
-    from itemctl.services.migrate import current, schema_columns
+    from itemctl.services.schema import current
+    from itemctl.services.schema.guard import schema_columns
 
     assert current(sqlite_engine) == SCHEMA_HEAD
     with sqlite_engine.connect() as connection:

@@ -13,7 +13,7 @@ from tests.cli.test_parity import HOSTILE_RECORDS
 def sqlite_url(tmp_path) -> str:
     from itemctl.core.config import DatabaseTarget
     from itemctl.core.db import create_db_engine
-    from itemctl.services.migrate import migrate
+    from itemctl.services.schema import migrate
 
     def make(name: str) -> str:
         url = f"sqlite:///{tmp_path / name}"

@@ -319,7 +319,7 @@ def test_concurrent_creates_on_the_embedded_default_all_succeed(tmp_path):
 
 
 def test_migrate_behind_another_run_says_who_and_gives_up_after_wait(make_database, run):
-    from itemctl.services.migrate import MIGRATION_LOCK_KEY
+    from itemctl.services.schema.lock import MIGRATION_LOCK_KEY
 
     url = make_database()
     with psycopg.connect(plain(url), application_name="other-migrate") as holder:

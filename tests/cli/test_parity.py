@@ -28,7 +28,7 @@ def both(run, pg_url, tmp_path):
     """Run the same itemctl command against PostgreSQL and SQLite; (pg, sqlite) results."""
     from itemctl.core.config import DatabaseTarget
     from itemctl.core.db import create_db_engine
-    from itemctl.services.migrate import migrate
+    from itemctl.services.schema import migrate
 
     sqlite_url = f"sqlite:///{tmp_path / 'parity.db'}"
     engine = create_db_engine(DatabaseTarget(sqlite_url, "test"))

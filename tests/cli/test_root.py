@@ -18,7 +18,7 @@ def test_help_lists_every_group(run):
 
 def test_version_names_the_schema_head_it_ships(run):
     from itemctl import __version__
-    from itemctl.services.migrate import head_revision
+    from itemctl.services.schema import head_revision
 
     result = run("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"itemctl {__version__} (schema head {head_revision()})"

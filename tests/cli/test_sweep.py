@@ -131,7 +131,7 @@ def backend_url(request, tmp_path) -> str:
         return request.getfixturevalue("pg_url")
     from itemctl.core.config import DatabaseTarget
     from itemctl.core.db import create_db_engine
-    from itemctl.services.migrate import migrate
+    from itemctl.services.schema import migrate
 
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     engine = create_db_engine(DatabaseTarget(url, "test"))
