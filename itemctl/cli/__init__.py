@@ -125,7 +125,8 @@ def _error(message: str, hint: str | None = None, *, code: int = 1, as_json: boo
         from itemctl.core.errors import KINDS
         from itemctl.core.sink import to_json
 
-        say(to_json({"error": {"code": code, "kind": KINDS.get(code, "internal"), "message": message, "hint": hint}}))
+        one_line = lambda text: text if text is None else " ".join(text.split())  # noqa: E731 - a driver's trailing newline
+        say(to_json({"error": {"code": code, "kind": KINDS.get(code, "internal"), "message": one_line(message), "hint": one_line(hint)}}))
         return
     line = f"error: {message}"
     if hint:

@@ -53,9 +53,19 @@ def migrate_command(
     if lock_timeout is None:
         lock_timeout = state.lock_timeout if state.lock_timeout is not None else schema.DEFAULT_LOCK_TIMEOUT
     if sql:
-        echo_data(_review_sql(state, revision, lock_timeout=lock_timeout, statement_timeout=statement_timeout))
+        sql_text = _review_sql(state, revision, lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+        if sql_text:
+            echo_data(sql_text)
         return
     with database_errors(state):
+        if state.config().database.is_postgres:
+            from itemctl.core.db import reader
+            from itemctl.services import grants
+
+            with reader(state.engine()) as connection:
+                # Even with nothing to apply: a deploy's gate run as the application role
+                # fails now, not at the next migration.
+                grants.require_owner(connection, to="migrate the schema", because="a migration would be refused half-way")
         result = schema.migrate(
             state.engine(create=True),
             revision=revision,
@@ -97,6 +107,13 @@ def _review_sql(state, revision: str, *, downgrade_to: str | None = None, **time
             raise
         notice(f"the database cannot be read ({error.message}); showing the SQL from the base")
         current = None
+    if current is not None and schema.is_newer(current) and downgrade_to is None:
+        # As `db migrate` itself: nothing to run, and a rollback's pipeline goes on.
+        notice(
+            f"warning: nothing to migrate: the database is at revision {current}, newer than this itemctl "
+            f"(head {schema.head_revision()})"
+        )
+        return ""
     if current is not None and schema.is_newer(current):
         raise schema.newer_error(current, schema.head_revision())
     if downgrade_to is not None:
@@ -383,9 +400,11 @@ def grants_command(
     with database_errors(state):
         engine = state.engine()
         with reader(engine) as connection:
-            schema.require_head(connection)
             if not grants.role_exists(connection, role):
-                raise NotFoundError(f"no role {role!r} on this server", hint=f"create it first: CREATE ROLE \"{role}\" LOGIN PASSWORD '…'")
+                quoted = '"' + role.replace('"', '""') + '"'
+                raise NotFoundError(f"no role {role!r} on this server", hint=f"create it first: CREATE ROLE {quoted} LOGIN PASSWORD '…'")
+            if apply:
+                grants.require_owner(connection, to="grant on itemctl's tables")
             statements = grants.grant_statements(connection, role)
         if not apply:
             echo_data("\n".join(statements))

@@ -324,6 +324,8 @@ def _delete_where(ctx: typer.Context, filters, *, yes: bool, dry_run: bool, outp
             notice(f"no item matches {shown}; nothing to delete")
             return
         confirm(f"Delete {count} item(s) matching {shown}?")
+    else:
+        count = None  # --yes: whatever matches when the delete runs
     with command_session(ctx.obj) as (session, actor):
-        deleted = items.delete_where(session=session, actor=actor, filters=filters)
+        deleted = items.delete_where(session=session, actor=actor, filters=filters, confirmed=count)
     notice(f"deleted {deleted} item(s) matching {shown}")

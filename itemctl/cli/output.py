@@ -334,7 +334,14 @@ def confirm(question: str) -> None:
 
     if question in _confirmed:
         return
-    if not typer.confirm(escape_controls(question, keep_newlines=True), default=False, err=True):
+    try:
+        answer = typer.confirm(escape_controls(question, keep_newlines=True), default=False, err=True)
+    except typer.Abort as error:
+        if isinstance(error.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None  # Ctrl-C: exit 130, as anywhere
+        answer = False  # Ctrl-D, or the input closed: no answer is no
+        print(file=sys.stderr)  # the error starts on a line of its own
+    if not answer:
         raise UsageError("not confirmed; nothing changed")
     _confirmed.add(question)
 

@@ -35,8 +35,8 @@ def status_command(ctx: typer.Context, output: OutputOption = None) -> None:
         config = state.config()
     except ItemctlError as error:
         worded(error)
-        report = {"database": {"url": None, "source": None, "embedded": False, "problem": error.message}}
-        _finish(report, [("database", error.message, error.exit_code)], as_json)
+        report = {"configuration": {"problem": error.message}}
+        _finish(report, [("configuration", error.message, error.exit_code)], as_json)
         return
     database = config.database
     url = database.display().rsplit(" (from ", 1)[0]
@@ -47,12 +47,17 @@ def status_command(ctx: typer.Context, output: OutputOption = None) -> None:
     from_login = config.identity == "database"
     username = config.user or (DEV_USER if config.environment == LOCAL and not from_login else None)
     if state.absent():  # the embedded default before its first use: created and migrated then
+        unusable = _unusable_directory(next(iter(database.files())))
         found = [
             status.Check("actor", {"username": username, "exists": False, "is_admin": False}),
             status.Check("schema", {"revision": None, "head": SCHEMA_HEAD, "state": "empty"}),
             status.Check("server", {"dialect": "sqlite", "version": sqlite3.sqlite_version}),
             status.Check("role", {"name": None, "missing": []}),
         ]
+        if unusable:
+            report["database"]["problem"] = unusable
+            _finish(report, [("database", unusable, 7)], as_json)
+            return
     else:
         try:
             with database_errors(state):
@@ -60,6 +65,8 @@ def status_command(ctx: typer.Context, output: OutputOption = None) -> None:
         except ItemctlError as error:
             worded(error)
             report["database"]["problem"] = error.message
+            for name in ("actor", "schema", "server", "role"):  # said, not silently left out
+                report[name] = {"checked": False, "problem": None}
             _finish(report, [("database", error.message, error.exit_code)], as_json)
             return
     problems = []
@@ -70,6 +77,20 @@ def status_command(ctx: typer.Context, output: OutputOption = None) -> None:
         if check.problem:
             problems.append((check.name, check.problem, check.exit_code))
     _finish(report, problems, as_json)
+
+
+def _unusable_directory(path: str) -> str | None:
+    """Why the embedded default's file could not be made where it belongs, if it could not."""
+    import os
+
+    directory = os.path.dirname(path)
+    while directory and not os.path.exists(directory):
+        directory = os.path.dirname(directory)
+    if directory and not os.path.isdir(directory):
+        return f"cannot use the data directory: {directory} is not a directory"
+    if directory and not os.access(directory, os.W_OK | os.X_OK):
+        return f"cannot use the data directory: {directory} is not writable"
+    return None
 
 
 def _port(database) -> int | None:
@@ -83,26 +104,35 @@ def _port(database) -> int | None:
     url = make_url(database.url)
     if url.query.get("host") or url.query.get("port"):
         return None  # several hosts: which one answered is the server's business
-    return url.port or int(os.environ.get("PGPORT") or 5432)
+    port = str(url.port or os.environ.get("PGPORT") or 5432)
+    return int(port) if port.isdigit() else None  # PGPORT=5432,5433: several hosts too
 
 
-ORDER = ("database", "environment", "actor", "schema", "server", "role")
+ORDER = ("configuration", "database", "environment", "actor", "schema", "server", "role")
 
 
 def _finish(report: dict, problems: list[tuple[str, str, int]], as_json: bool) -> None:
     """Print every check, then fail with the first problem's exit code, if any."""
+    from itemctl.core.errors import redact
+
     report["ok"] = not problems
+    from itemctl.cli.wording import option
+
+    for facts in report.values():  # libpq's messages end in a newline
+        if isinstance(facts, dict) and isinstance(facts.get("problem"), str):
+            facts["problem"] = " ".join(facts["problem"].split()).replace("{actor}", option("actor"))
+    problems = [(name, report[name]["problem"] if name in report and isinstance(report[name], dict) and report[name].get("problem") else message, code) for name, message, code in problems]
     if as_json:
         from itemctl.core.sink import to_json
 
-        echo_data(to_json({name: report[name] for name in (*ORDER, "ok") if name in report}), json=True)
+        echo_data(redact(to_json({name: report[name] for name in (*ORDER, "ok") if name in report})), json=True)
     else:
         for name in ORDER:
             if name in report:
-                echo_data(f"{name + ':':13} {_describe(name, report[name])}")
+                echo_data(redact(f"{name + ':':13} {_describe(name, report[name])}"))
                 if isinstance(report[name], dict) and report[name].get("problem"):
-                    echo_data(f"{'':13} problem: {report[name]['problem']}")
-        echo_data(f"{'status:':13} {'ok' if not problems else 'not usable: ' + problems[0][1]}")
+                    echo_data(redact(f"{'':13} problem: {report[name]['problem']}"))
+        echo_data(redact(f"{'status:':13} {'ok' if not problems else 'not usable: ' + problems[0][1]}"))
     if problems:
         name, message, code = problems[0]
         error = ItemctlError(f"{name}: {message}")
@@ -111,6 +141,10 @@ def _finish(report: dict, problems: list[tuple[str, str, int]], as_json: bool) -
 
 
 def _describe(name: str, facts) -> str:
+    if isinstance(facts, dict) and facts.get("checked") is False:
+        return "not checked (the database did not answer)"
+    if name == "configuration":
+        return "refused"
     if name == "environment":
         return str(facts)
     if name == "database":
@@ -132,5 +166,7 @@ def _describe(name: str, facts) -> str:
     if name == "role":
         if facts["name"] is None:
             return "none (SQLite has no roles)"
+        if facts.get("missing") is None:
+            return f"{facts['name']}: not checked (no itemctl tables yet)"
         return f"{facts['name']}: " + ("every privilege everyday commands need" if not facts["missing"] else f"lacks {len(facts['missing'])} privilege(s)")
     return str(facts)

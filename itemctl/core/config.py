@@ -426,7 +426,14 @@ def _dotenv() -> Mapping[str, str | None]:
         return {}
     from dotenv import dotenv_values
 
-    return dotenv_values(".env")
+    try:
+        return dotenv_values(".env")
+    except UnicodeDecodeError as error:
+        raise DatabaseUnavailable(
+            f".env in the working directory is not valid UTF-8 (byte {error.start + 1})", hint="fix or remove .env"
+        ) from None
+    except OSError as error:
+        raise DatabaseUnavailable(f"cannot read .env in the working directory: {error.strerror}") from None
 
 
 def _refuse_unusable(dotenv: Mapping[str, str | None]) -> None:

@@ -74,15 +74,33 @@ def _make_data_dir(target: DatabaseTarget) -> None:
 def set_local_timeout(name: str, seconds: float) -> str:
     """``SET LOCAL lock_timeout = '5000ms'``: a PostgreSQL timeout (``lock_timeout``,
     ``statement_timeout``) in whole milliseconds, for the rest of the transaction only."""
-    return f"SET LOCAL {name} = '{int(seconds * 1000)}ms'"
+    return f"SET LOCAL {name} = '{milliseconds(seconds)}'"
+
+
+def milliseconds(seconds: float) -> str:
+    """A PostgreSQL duration setting in whole milliseconds: ``5000ms``."""
+    return f"{int(seconds * 1000)}ms"
+
+
+# The server checks every second that the client is still there (PostgreSQL 14+): a
+# command ended by Ctrl-C or kill stops its query and lets go of its locks at once,
+# instead of running on until it would have written its answer.
+CHECK_CONNECTION = "SET LOCAL client_connection_check_interval = '1s'"
 
 
 def _postgres_lock_timeout(engine: Engine, seconds: float) -> None:
+    """Each transaction starts with the lock timeout and the connection check, in one
+    round trip (``set_config(…, true)`` is ``SET LOCAL``)."""
     setting = set_local_timeout("lock_timeout", seconds)
+    both = (
+        f"SELECT set_config('lock_timeout', '{milliseconds(seconds)}', true), "
+        "set_config('client_connection_check_interval', '1s', true)"
+    )
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql(setting)
+        checks = (conn.dialect.server_version_info or (0,)) >= (14,)
+        conn.exec_driver_sql(both if checks else setting)
 
 
 def lock_holders(engine: Engine) -> str | None:

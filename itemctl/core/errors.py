@@ -170,6 +170,12 @@ def _sqlite_name(error: BaseException) -> str | None:
     return getattr(_driver(error), "sqlite_errorname", None)
 
 
+def _is_operational(driver: BaseException) -> bool:
+    """psycopg's OperationalError or a subclass (ConnectionTimeout: a server that accepts the
+    connection and never answers)."""
+    return any(cls.__name__ == "OperationalError" for cls in type(driver).__mro__)
+
+
 def is_unreachable(error: BaseException) -> bool:
     """True for a driver error meaning the database could not be reached or refused us."""
 
@@ -179,7 +185,7 @@ def is_unreachable(error: BaseException) -> bool:
         return True
     sqlstate = sqlstate_of(error)
     driver = _driver(error)
-    if sqlstate is None and type(driver).__name__ == "OperationalError" and type(driver).__module__.startswith("psycopg"):
+    if sqlstate is None and type(driver).__module__.startswith("psycopg") and _is_operational(driver):
         # psycopg reports refused connections, timeouts, unknown hosts and bad passwords
         # during connect without an SQLSTATE.
         return True
@@ -192,7 +198,7 @@ REFUSED_SQLSTATES = ("28", "3D")
 
 # libpq's words for a setting it cannot use, found before any connection is tried:
 # `invalid port number: "99999"`, `invalid sslmode value: "bogus"`.
-_LIBPQ_SETTING = re.compile(r'invalid [a-z_ ]+(?:value|number)(?:: ".*")?')
+_LIBPQ_SETTING = re.compile(r'invalid [a-z_ ]+(?:value|number)(?:: ".*")?|definition of service ".*" not found')
 
 
 def _refused(error: BaseException) -> bool:

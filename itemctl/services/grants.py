@@ -53,6 +53,8 @@ def grant_statements(connection: Connection, role: str) -> list[str]:
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(where, who),
     ]
     for table, privileges in needed():
+        if not _exists(connection, schema, table):
+            continue  # not migrated yet: the default privileges below cover it
         statements.append(
             sql.SQL("GRANT {} ON {}.{} TO {}").format(sql.SQL(", ".join(privileges)), where, sql.Identifier(table), who)
         )
@@ -62,6 +64,41 @@ def grant_statements(connection: Connection, role: str) -> list[str]:
         sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT USAGE ON SEQUENCES TO {}").format(where, who),
     ]
     return [rendered(statement) for statement in statements]
+
+
+def _exists(connection: Connection, schema: str, table: str) -> bool:
+    qualified = '"' + schema.replace('"', '""') + '"."' + table.replace('"', '""') + '"'
+    return connection.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": qualified}).scalar()
+
+
+def require_owner(connection: Connection, *, to: str = "grant on them", because: str = "its grants would give nothing") -> None:
+    """Only the role that owns itemctl's tables may change them: grants and default
+    privileges given by another do nothing (PostgreSQL only warns), and a migration would
+    fail half-way in. Refused (exit 5) naming the owner; before the first migration,
+    the role needs CREATE on the schema."""
+    from itemctl.core.errors import PermissionDenied
+
+    owners = connection.execute(
+        text(
+            "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY(:tables) "
+            "AND NOT pg_has_role(current_user, c.relowner, 'USAGE')"
+        ),
+        {"tables": [table for table, _ in needed()]},
+    ).scalars().all()
+    me = connection.execute(text("SELECT current_user")).scalar()
+    if owners:
+        raise PermissionDenied(
+            f"the database role {me!r} may not do this: it does not own itemctl's tables ({', '.join(sorted(owners))} does), "
+            f"and only the owner may {to} ({because})",
+            hint="run it as the role that owns and migrates the schema",
+        )
+    if not connection.execute(text("SELECT has_schema_privilege(current_schema(), 'CREATE')")).scalar():
+        schema = connection.execute(text("SELECT current_schema()")).scalar()
+        raise PermissionDenied(
+            f"the database role {me!r} may not do this: permission denied for schema {schema} (to {to} it needs CREATE there)",
+            hint="run it as the role that owns and migrates the schema",
+        )
 
 
 def role_exists(connection: Connection, role: str) -> bool:
@@ -84,8 +121,7 @@ def check(connection: Connection) -> Privileges:
         missing.append("TEMPORARY on the database (imports stage their rows in temporary tables)")
     for table, privileges in needed():
         qualified = f'"{schema}"."{table}"'
-        exists = connection.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": qualified}).scalar()
-        if not exists:
+        if not _exists(connection, schema, table):
             continue  # not migrated yet: the schema check says so
         for privilege in privileges:
             granted = connection.execute(

@@ -44,8 +44,12 @@ def resolve_actor(
     connection's ``session_user``; another ``username`` is impersonation, allowed only
     when the login's own user is an admin.
     """
+    source = "{actor} or ITEMCTL_USER"
     if from_login:
+        given = username
         username = _login_or_impersonated(session, username)
+        if username != given:
+            source = "the database login"
     if not username:
         if environment != LOCAL:
             raise PermissionDenied(
@@ -57,7 +61,7 @@ def resolve_actor(
     try:
         check_username(username)
     except ValueError as error:
-        raise InvalidInput(f"invalid username {shown(username)} (from {{actor}} or ITEMCTL_USER): {error}", fields=("actor",)) from None
+        raise InvalidInput(f"invalid username {shown(username)} (from {source}): {error}", fields=("actor",)) from None
     actor = _by_username(session, username)
     if actor is not None:
         return actor

@@ -13,8 +13,8 @@ from typing import Literal
 from sqlalchemy import and_, delete, exists, func, literal, literal_column, or_, text, tuple_
 from sqlmodel import Session, select
 
-from itemctl.core.errors import InvalidInput, NotFoundError, PermissionDenied, UsageError
-from itemctl.core.text import clean_text
+from itemctl.core.errors import ConflictError, InvalidInput, NotFoundError, PermissionDenied, UsageError
+from itemctl.core.text import clean_text, fold_case
 from itemctl.models import Item, ItemCreate, ItemPublic, ItemTag, ItemUpdate, Tag, User
 from itemctl.models.base import utcnow
 from itemctl.services import audit
@@ -186,13 +186,26 @@ def _filtered(statement, session: Session, actor: User, filters: ItemFilters):
         statement = statement.where(Item.owner_id == actor.id)
     elif filters.owner:
         statement = statement.where(Item.owner_id == get_user(session=session, username=filters.owner).id)
-    for name in filters.tags:
+    wanted = {fold_case(name.strip()): name.strip() for name in filters.tags}
+    if len(wanted) == 1:
+        (name,) = wanted.values()
         statement = statement.where(
             exists()
             .where(ItemTag.item_id == Item.id)
             .where(ItemTag.tag_id == Tag.id)
-            .where(func.lower(Tag.name) == func.lower(literal(name.strip())))
+            .where(func.lower(Tag.name) == func.lower(literal(name)))
         )
+    elif wanted:
+        # Items carrying all of them, in one grouped subquery whatever their number (one
+        # correlated EXISTS per tag grows the plan past what a server answers in time).
+        carrying = (
+            select(ItemTag.item_id)
+            .join(Tag, Tag.id == ItemTag.tag_id)
+            .where(func.lower(Tag.name).in_([func.lower(literal(name)) for name in wanted.values()]))
+            .group_by(ItemTag.item_id)
+            .having(func.count(func.distinct(ItemTag.tag_id)) == len(wanted))
+        )
+        statement = statement.where(Item.id.in_(carrying))
     if filters.search:
         statement = statement.where(Item.title.icontains(filters.search, autoescape=True))
     if filters.created_after:
@@ -507,10 +520,18 @@ def items_matching(*, session: Session, actor: User, filters: ItemFilters, page:
         after = str(found[-1].id)
 
 
-def delete_where(*, session: Session, actor: User, filters: ItemFilters) -> int:
+def delete_where(*, session: Session, actor: User, filters: ItemFilters, confirmed: int | None = None) -> int:
     """Delete every item the filters match in one set-based statement (their links go by
-    the foreign keys; tags stay), with one audit entry naming the filters and the count."""
-    count_to_delete(session=session, actor=actor, filters=filters)
+    the foreign keys; tags stay), with one audit entry naming the filters and the count.
+
+    ``confirmed``: the count a person agreed to; if another session changed what matches
+    since, nothing is deleted (exit 4), rather than more or fewer than they saw."""
+    matching_now = count_to_delete(session=session, actor=actor, filters=filters)
+    if confirmed is not None and matching_now != confirmed:
+        raise ConflictError(
+            f"{matching_now} item(s) match now, not the {confirmed} you confirmed (another session changed them); nothing was deleted",
+            hint="run the command again to see and confirm what matches now",
+        )
     matching = _filtered(select(Item.id), session, actor, filters)
     if not actor.is_admin:  # also what another session added since the check
         matching = matching.where(Item.owner_id == actor.id)

@@ -99,15 +99,32 @@ def schema_state(connection: Connection) -> Check:
 def actor(connection: Connection, username: str | None, state: str, *, from_login: bool = False) -> Check:
     """The acting user as a command would resolve it, without creating it; with identity
     from the login, the login's own user (another name is impersonation)."""
-    if from_login:
-        login = connection.execute(text("SELECT session_user")).scalar()
-        username = username or login
+    login = connection.execute(text("SELECT session_user")).scalar() if from_login else None
+    impersonating = from_login and username is not None and username != login
+    username = username or login
     check = Check("actor", {"username": username, "exists": False, "is_admin": False})
-    if username is None or state != "at head":
+    if username is None:
         return check
-    row = connection.execute(text('SELECT is_admin FROM "user" WHERE username = :name'), {"name": username}).first()
-    if row is not None:
-        check.facts.update(exists=True, is_admin=bool(row[0]))
+    from itemctl.models.user import check_username
+
+    try:
+        check_username(username)
+    except ValueError as error:
+        source = "the database login" if from_login and not impersonating else "{actor} or ITEMCTL_USER"
+        check.fail(f"{username!r} (from {source}) is not a valid itemctl username: {error}", 6)
+        return check
+    if state != "at head":
+        return check
+
+    def admin(name: str) -> bool | None:
+        row = connection.execute(text('SELECT is_admin FROM "user" WHERE username = :name'), {"name": name}).first()
+        return None if row is None else bool(row[0])
+
+    found = admin(username)
+    if found is not None:
+        check.facts.update(exists=True, is_admin=found)
+    if impersonating and not admin(login):
+        check.fail(f"the login {login!r} is not an admin, so it may not act as {username!r} (ITEMCTL_IDENTITY=database)", 5)
     return check
 
 
@@ -119,6 +136,8 @@ def gather(engine: Engine, *, username: str | None, connected_port: int | None, 
         found = [server(connection, connected_port), privileges(connection)]
         # Last: on PostgreSQL a database never migrated aborts the transaction here.
         checked_schema = schema_state(connection)
+        if checked_schema.facts["state"] == "empty" and found[1].facts["name"] is not None:
+            found[1].facts["missing"] = None  # nothing to check against yet
         found += [checked_schema, actor(connection, username, checked_schema.facts["state"], from_login=from_login)]
         connection.rollback()
     return found

@@ -175,7 +175,12 @@ def test_a_full_disk_is_exit_6_naming_the_target(big_url, command, target):
         )
     stderr = completed.stderr.decode()
     assert completed.returncode == 6, stderr
-    assert stderr.startswith(f"error: cannot write {target}: No space left on device") and stderr.count("\n") == 1, stderr
+    if "-o" in command and command[command.index("-o") + 1] in ("json", "ndjson"):  # errors as data
+        error = json.loads(stderr)["error"]
+        assert (error["kind"], error["message"]) == ("invalid_input", f"cannot write {target}: No space left on device"), stderr
+    else:
+        assert stderr.startswith(f"error: cannot write {target}: No space left on device"), stderr
+    assert stderr.count("\n") == 1, stderr
 
 
 def _limited_file_size():

@@ -105,7 +105,7 @@ def test_a_role_given_db_grants_runs_every_everyday_command_and_no_migration(pos
     code, _, err = itemctl("--database-url", url, "db", "downgrade", "-1", "--yes")
     assert code == 0, err
     code, _, err = itemctl("--database-url", as_role, "db", "migrate")
-    assert code == 5 and f"the database role '{role}' may not do this" in err, err
+    assert code == 5 and f"the database role '{role}' may not do this" in err and "does not own" in err, err
 
 
 def test_db_grants_needs_postgresql_and_an_existing_role(tmp_path, pg_url):
@@ -113,3 +113,76 @@ def test_db_grants_needs_postgresql_and_an_existing_role(tmp_path, pg_url):
     assert code == 7 and "SQLite has no roles" in err, err
     code, _, err = itemctl("--database-url", pg_url, "db", "grants", "no_such_role_x")
     assert code == 3 and "no role 'no_such_role_x'" in err, err
+
+
+# Found by an hour as a platform team: each failed before its fix.
+
+
+def test_status_never_prints_a_password_even_one_libpq_refuses(tmp_path):
+    for password in ("Zq9%Kx41Canary", "Zq9 Kx41Canary"):
+        for fmt in ([], ["-o", "json"]):
+            code, out, err = itemctl("status", *fmt, env=process_env(ITEMCTL_DATABASE_URL=f"postgresql://u:{password}@127.0.0.1/db"))
+            assert code == 7 and "Canary" not in out + err, (password, out, err)
+
+
+def test_a_server_that_never_answers_is_unreachable_not_a_bug():
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(10)
+    url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
+    try:
+        for args in (["items", "list", "-o", "json"], ["db", "migrate"], ["status"]):
+            code, out, err = itemctl("--database-url", url, "--connect-timeout", "1", *args)
+            assert code == 7 and "unreachable" in out + err and "internal error" not in err, (args, out, err)
+    finally:
+        silent.close()
+
+
+def test_status_survives_odd_settings(tmp_path, pg_url):
+    (tmp_path / ".env").write_bytes(b"ITEMCTL_DATABASE_URL=postgresql://a:Se\xffcret@127.0.0.1/x\n")
+    completed = subprocess.run([sys.executable, "-m", "itemctl", "status"], capture_output=True, text=True, env=process_env(), cwd=tmp_path, timeout=60)
+    assert completed.returncode == 7 and ".env in the working directory is not valid UTF-8" in completed.stdout, completed
+    code, out, err = itemctl("status", env=process_env(ITEMCTL_DATA_DIR="/etc/passwd"))
+    assert code == 7 and "not a directory" in out, out
+    database = pg_url.rsplit("/", 1)[1]
+    code, out, err = itemctl("status", env=process_env(PGHOST="127.0.0.1,127.0.0.1", PGPORT="1,5432", PGUSER="postgres", PGDATABASE=database))
+    assert code == 0 and "internal error" not in err, (out, err)
+
+
+def test_db_grants_refuses_a_role_that_does_not_own_the_tables_and_quotes_its_hint(postgres_admin, make_database):
+    url = make_database()
+    role = "itemctl_not_owner"
+    if not postgres_admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+        postgres_admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    as_role = url.replace("postgresql+psycopg://postgres@", f"postgresql://{role}@")
+    assert itemctl("--database-url", url, "db", "grants", role, "--apply")[0] == 0
+    code, _, err = itemctl("--database-url", as_role, "db", "grants", role, "--apply")
+    assert code == 5 and "does not own itemctl's tables" in err, err
+    code, _, err = itemctl("--database-url", url, "db", "grants", 'x"; DROP TABLE item; --')
+    assert code == 3 and 'CREATE ROLE "x""; DROP TABLE item; --"' in err, err
+
+
+def test_status_under_login_identity_refuses_an_impersonation_the_commands_refuse(postgres_admin, make_database):
+    url = make_database()
+    role = "itemctl_login_plain"
+    if not postgres_admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+        postgres_admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    assert itemctl("--database-url", url, "db", "grants", role, "--apply")[0] == 0
+    assert itemctl("--database-url", url, "--as", "root", "users", "create", "root", "--admin")[0] == 0
+    as_role = url.replace("postgresql+psycopg://postgres@", f"postgresql://{role}@")
+    env = process_env(ITEMCTL_IDENTITY="database")
+    code, out, err = itemctl("--database-url", as_role, "--as", "root", "status", "-o", "json", env=env)
+    assert code == 5 and "may not act as 'root'" in json.loads(out)["actor"]["problem"], out
+    assert itemctl("--database-url", as_role, "--as", "root", "audit", "list", env=env)[0] == 5
+
+
+def test_migrate_sql_on_a_newer_database_prints_nothing_as_migrate_does(postgres_admin, make_database):
+    url = make_database()
+    import psycopg
+
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    code, out, err = itemctl("--database-url", url, "db", "migrate", "--sql")
+    assert (code, out) == (0, "") and "newer than this itemctl" in err, err

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, exc, text
 
-from itemctl.core.db import set_local_timeout
+from itemctl.core.db import CHECK_CONNECTION, set_local_timeout
 from itemctl.core.errors import LOCK_NOT_AVAILABLE, ConflictError, sqlstate_of
 from itemctl.services.common import Notify, quiet
 
@@ -23,7 +23,6 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"itemctl!", "big")
 DEFAULT_LOCK_TIMEOUT = 5.0
 DEFAULT_WAIT = 600.0
 
-CHECK_CONNECTION = "SET LOCAL client_connection_check_interval = '1s'"
 TRY_LOCK = f"SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY})"
 TAKE_LOCK = f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
 
