@@ -38,6 +38,7 @@ class ImportMode(str, Enum):
     insert = "insert"
     upsert = "upsert"
     skip = "skip"
+    sync = "sync"
 
 
 class ExportFormat(str, Enum):
@@ -56,8 +57,16 @@ def import_command(
         Optional[str], typer.Option("--owner", metavar="USERNAME", help="Owner of rows that name none (default: you).")
     ] = None,
     mode: Annotated[
-        ImportMode, typer.Option("--mode", help="insert: existing items conflict; upsert: replace description and tags; skip: leave them.")
+        ImportMode,
+        typer.Option(
+            "--mode",
+            help="insert: existing items conflict; upsert: replace description and tags; skip: leave them; "
+            "sync (with --owner): make that owner's items equal to the file, deleting those it lacks.",
+        ),
     ] = ImportMode.insert,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="sync: an input with no rows deletes every item of the owner (refused otherwise).")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate everything against the database, write nothing.")] = False,
     rejects: Annotated[
         Optional[str], typer.Option("--rejects", metavar="PATH", help="Set invalid rows aside in PATH (JSON lines) and import the rest.")
@@ -78,7 +87,9 @@ def import_command(
 
     Fields: title (required), description, owner, tags (a list, or names joined by ;).
 
+    \b
     Example: itemctl items import items.csv --mode skip --rejects rejected.jsonl
+    Example: itemctl --as root items import nightly.csv --mode sync --owner team-a --dry-run
     """
     import os
     from contextlib import ExitStack
@@ -89,6 +100,12 @@ def import_command(
     from itemctl.core.files import STDOUT, atomic_output, check_output_path
     from itemctl.services import bulk
 
+    from itemctl.core.errors import UsageError
+
+    if mode is ImportMode.sync and owner is None:
+        raise UsageError("--mode sync needs --owner: it makes that one owner's items equal to the input", hint="itemctl items import FILE --mode sync --owner USERNAME")
+    if allow_empty and mode is not ImportMode.sync:
+        raise UsageError("--allow-empty applies to --mode sync only")
     chosen = fmt.value if fmt else ("csv" if file == "-" else bulk.format_from_name(file))
     if chosen is None:
         raise InvalidInput(f"cannot tell the format of {file!r} from its name", hint="give --format csv|jsonl|json")
@@ -127,6 +144,8 @@ def import_command(
                 delimiter=delimiter,
                 source="stdin" if file == "-" else file,
                 mode=mode.value,
+                allow_empty=allow_empty,
+                list_deleted=dry_run,
                 owner=owner,
                 exclusive=exclusive,
                 rejects=bulk.Rejects(rejects_out) if rejects_out else None,
@@ -137,8 +156,13 @@ def import_command(
         )
     counts = summary.counts()
     debug("import timings: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in summary.timings.items()))
+    if dry_run and summary.deleted:
+        for title in summary.deleted_titles:
+            notice(f"would delete: {title}")
     if output is not None:  # the summary as data: -o json prints one object
         as_data = {**counts, "dry_run": True} if dry_run else counts
+        if dry_run and summary.deleted is not None:
+            as_data["would_delete"] = summary.deleted_titles
         emit(as_data, output, columns=tuple(as_data), id_field="read")
         return
     verb = "would import" if dry_run else "imported"

@@ -15,12 +15,12 @@ from typing import IO, Literal
 from sqlalchemy import Connection, text
 from sqlmodel import Session
 
-from itemctl.core.errors import ConflictError, PermissionDenied
+from itemctl.core.errors import ConflictError, PermissionDenied, UsageError
 from itemctl.services.bulk.readers import Format
 from itemctl.services.bulk.validation import ValidRow
 from itemctl.store import store_for
 
-Mode = Literal["insert", "upsert", "skip"]
+Mode = Literal["insert", "upsert", "skip", "sync"]
 MAX_REPORTED = 20
 BATCH = 1000
 
@@ -89,6 +89,8 @@ class ImportOptions:
     on_progress: Callable[[int], None] | None = None  # called with the rows read so far
     on_phase: Callable[[str], None] | None = None  # "checking", then "writing"
     on_notice: Callable[[str], None] | None = None
+    allow_empty: bool = False  # sync: an input with no rows may delete every item of the owner
+    list_deleted: bool = False  # sync: name the titles deleted (a dry run shows them)
 
 
 # The checks below are the same SQL on both dialects.
@@ -191,6 +193,31 @@ class Loader:
             fields=("mode",),
         )
 
+    def require_one_owner(self, owner: str) -> None:
+        """sync makes one owner's items equal to the input: a row of another is a usage error."""
+        rows = self._query("SELECT line, rownum, owner FROM import_row WHERE owner <> :owner ORDER BY rownum LIMIT 1", owner=owner)
+        if rows:
+            line, row, other = rows[0]
+            raise UsageError(
+                f"{where(line, row)}: owner {other!r} is not {owner!r}; {{mode}} sync makes one owner's items equal to the input, nothing was changed",
+                hint="give one owner's rows, or leave the owner column empty",
+                fields=("mode",),
+            )
+
+    def staged_rows(self) -> int:
+        return self._query("SELECT count(*) FROM import_row")[0][0]
+
+    def delete_missing(self, owner: str) -> tuple[int, list[str]]:
+        """Delete the owner's items whose titles the input lacks; (count, their titles when
+        ``list_deleted``). One set-based statement whatever the number."""
+        missing = (
+            'FROM item WHERE owner_id = (SELECT id FROM "user" WHERE username = :owner) '
+            "AND NOT EXISTS (SELECT 1 FROM import_row s WHERE s.title = item.title)"
+        )
+        titles = [t for (t,) in self._query(f"SELECT title {missing} ORDER BY title", owner=owner)] if self.options.list_deleted else []
+        deleted = self.connection.execute(text(f"DELETE {missing}"), {"owner": owner}).rowcount
+        return deleted, titles
+
     @contextmanager
     def loading(self) -> Iterator[None]:
         """Stage the rows given to ``add`` while the block runs."""
@@ -207,7 +234,8 @@ class Loader:
     def write(self) -> tuple[int, int]:
         """Apply the staged rows; (inserted, updated). Raises ``RepeatedRows`` when the
         unique index on (owner, title) refuses them."""
-        written = self.store.write_staged(self.options.mode)
+        # sync writes as upsert; what the file lacks went before (delete_missing).
+        written = self.store.write_staged("upsert" if self.options.mode == "sync" else self.options.mode)
         if self.exclusive:
             self.exclusive.restore()
         return written

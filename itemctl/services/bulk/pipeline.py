@@ -28,12 +28,15 @@ class ImportSummary:
     updated: int = 0
     skipped: int = 0
     rejected: int = 0
+    deleted: int | None = None  # sync only: the owner's items the input no longer holds
+    deleted_titles: list[str] = field(default_factory=list)  # sync with list_deleted
     seconds: float = 0.0
     # Seconds per phase (client, items, links, indexes, constraints; or stage, check, write)
     timings: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("read", "inserted", "updated", "skipped", "rejected")}
+        names = ("read", "inserted", "updated", "skipped", "rejected") + (("deleted",) if self.deleted is not None else ())
+        return {k: getattr(self, k) for k in names}
 
 
 
@@ -181,6 +184,17 @@ def _stage(loader: Loader, actor: User, default_owner: str, stream: IO[bytes], o
     return summary, invalid
 
 
+def _sync_checks(loader: Loader, options: ImportOptions) -> None:
+    """sync: one owner's rows, and never an empty input taken for "that owner has nothing"."""
+    loader.require_one_owner(options.owner)
+    if not options.allow_empty and loader.staged_rows() == 0:
+        raise InvalidInput(
+            f"the input holds no rows: {{mode}} sync would delete every item of {options.owner!r}; nothing was changed",
+            hint="an empty export is more often broken than true: check it, or give {allow_empty} if the owner really has no items now",
+            fields=("mode", "allow_empty"),
+        )
+
+
 def _check_and_write(loader: Loader, options: ImportOptions, invalid: Problems, summary: ImportSummary) -> None:
     """Set-based checks over the staged rows, then the writes."""
     phase = options.on_phase or (lambda name: None)
@@ -206,9 +220,13 @@ def _check_and_write(loader: Loader, options: ImportOptions, invalid: Problems, 
             if invalid.total:
                 raise InvalidInput(invalid.report("invalid")) from None
             raise
+    if options.mode == "sync":
+        _sync_checks(loader, options)
     summary.timings["check"] = time.perf_counter() - started
     started = time.perf_counter()
     phase("writing")
+    if options.mode == "sync":
+        summary.deleted, summary.deleted_titles = loader.delete_missing(options.owner)
     try:
         summary.inserted, summary.updated = loader.write()
     except RepeatedRows:

@@ -1,0 +1,58 @@
+"""`items import --mode sync`: a nightly mirror of another team's export, on both backends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import process_env
+
+
+def test_sync_makes_one_owners_items_equal_to_the_file(backend, tmp_path):
+    def itemctl(*args):
+        completed = subprocess.run(
+            [sys.executable, "-m", "itemctl", "--database-url", backend.url, "--as", "root", *args],
+            capture_output=True, text=True, env=process_env(), timeout=60,
+        )
+        return completed.returncode, completed.stdout, completed.stderr
+
+    def titles(owner):
+        return sorted((i["title"], i["description"]) for i in json.loads(itemctl("items", "list", "--owner", owner, "-o", "json")[1]))
+
+    def write(name, text):
+        (tmp_path / name).write_text(text)
+        return str(tmp_path / name)
+
+    itemctl("users", "create", "root", "--admin")
+    itemctl("users", "create", "team")
+    itemctl("items", "create", "someone else's", "--owner", "root")
+    monday = write("monday.csv", "title,description,tags\nkeep,same,a\nchange,old,b\ngone,soon,\n")
+    tuesday = write("tuesday.csv", "title,description,tags\nkeep,same,a\nchange,new,c\nfresh,made,\n")
+
+    code, out, err = itemctl("items", "import", monday, "--mode", "sync", "--owner", "team", "-o", "json")
+    assert code == 0 and json.loads(out)["inserted"] == 3 and json.loads(out)["deleted"] == 0, err
+
+    code, out, err = itemctl("items", "import", tuesday, "--mode", "sync", "--owner", "team", "--dry-run", "-o", "json")
+    shown = json.loads(out)
+    assert code == 0 and (shown["deleted"], shown["would_delete"], shown["dry_run"]) == (1, ["gone"], True), out
+    assert "would delete: gone" in err
+    assert titles("team") == [("change", "old"), ("gone", "soon"), ("keep", "same")]  # a dry run changes nothing
+
+    code, out, err = itemctl("items", "import", tuesday, "--mode", "sync", "--owner", "team", "-o", "json")
+    assert code == 0 and json.loads(out) == {"read": 3, "inserted": 1, "updated": 1, "skipped": 1, "rejected": 0, "deleted": 1}, out
+    assert titles("team") == [("change", "new"), ("fresh", "made"), ("keep", "same")]
+    assert titles("root") == [("someone else's", None)]  # another owner's items are never touched
+    entry = json.loads(itemctl("audit", "list", "--action", "items.import", "--limit", "1", "-o", "json")[1])[0]
+    assert entry["details"]["mode"] == "sync" and entry["details"]["deleted"] == 1
+
+    empty = write("empty.csv", "title,description,tags\n")
+    code, _, err = itemctl("items", "import", empty, "--mode", "sync", "--owner", "team")
+    assert code == 6 and "--allow-empty" in err and len(titles("team")) == 3, err
+    other = write("other.csv", "title,owner\nx,root\n")
+    code, _, err = itemctl("items", "import", other, "--mode", "sync", "--owner", "team")
+    assert code == 2 and "owner 'root' is not 'team'" in err, err
+    code, _, err = itemctl("items", "import", tuesday, "--mode", "sync")
+    assert code == 2 and "--mode sync needs --owner" in err, err
+    code, _, err = itemctl("items", "import", empty, "--mode", "sync", "--owner", "team", "--allow-empty")
+    assert code == 0 and titles("team") == [], err
