@@ -56,7 +56,11 @@ def printing_commands() -> list[tuple[list[str], list[str | None], list[str]]]:
 PLAIN = [["items", "export"], ["items", "export", "--format", "jsonl"], ["db", "dump"], ["db", "current"], ["db", "history"]]
 
 
-def invocations(tmp_path, item_id: str) -> list[list[str]]:
+# Commands that change data print only as previews in the sweep: what would go, not gone.
+PREVIEWED = {("items", "delete"), ("users", "delete")}
+
+
+def invocations(tmp_path, item_id: str, entry_id: str = "1") -> list[list[str]]:
     counter = itertools.count()
     runs = []
     for path, formats, arguments in printing_commands():
@@ -64,19 +68,22 @@ def invocations(tmp_path, item_id: str) -> list[list[str]]:
             values = []
             for argument in arguments:
                 n = next(counter)
-                if argument == "item_id":
+                if argument in ("item_id", "item_ids"):
                     values.append(item_id)
                 elif argument == "title":
                     values.append(f"swept {n} {{sink}}")
                 elif argument == "username":
-                    values.append("web" if path[-1] in ("get", "update") else f"swept{n}{{sink}}")
+                    values.append("web" if path[-1] in ("get", "update") else "leaving" if path[-1] == "delete" else f"swept{n}{{sink}}")
+                elif argument == "entry_id":
+                    values.append(entry_id)
                 elif argument == "file":
                     for sink in SINKS:
                         (tmp_path / f"rows{n}{sink}.csv").write_text(f"title\nimported {n} {sink}\n")
                     values.append(str(tmp_path / f"rows{n}{{sink}}.csv"))
                 else:
                     pytest.fail(f"the sweep does not know what to give {' '.join(path)}'s argument {argument}")
-            runs.append([*path, *values, *(["-o", fmt] if fmt else [])])
+            preview = ["--dry-run"] if tuple(path) in PREVIEWED else []
+            runs.append([*path, *values, *preview, *(["-o", fmt] if fmt else [])])
     return runs + PLAIN
 
 
@@ -119,8 +126,11 @@ def test_every_printing_command_in_every_format_on_every_sink(request, backend_n
         env=process_env(), capture_output=True, text=True,
     )
     item_id = listed.stdout.split()[0]
+    command = [sys.executable, "-m", "itemctl", "--database-url", url, "--as", "web"]
+    assert subprocess.run([*command, "users", "create", "leaving"], env=process_env(), capture_output=True).returncode == 0
+    entry_id = subprocess.run([*command, "audit", "list", "--limit", "1", "-o", "id"], env=process_env(), capture_output=True, text=True).stdout.split()[0]
     swept = {"invocations": 0, "runs": 0}
-    for argv in invocations(tmp_path, item_id):
+    for argv in invocations(tmp_path, item_id, entry_id):
         full_argv = ["--database-url", url, "--as", "web", *argv]
         results = run_three_ways(full_argv)
         swept["invocations"] += 1
@@ -133,10 +143,11 @@ def test_every_printing_command_in_every_format_on_every_sink(request, backend_n
         # Quietly: the command's own notices may show, but no error about the reader.
         assert results["gone"][0] == 0 and "error" not in results["gone"][2], (argv, results["gone"])
         code, _, stderr = results["full"]
-        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        # With -o json/ndjson the error is data too: one JSON object (contract §5).
+        errors = [line for line in stderr.splitlines() if line.startswith(("error:", '{"error"'))]
         if results["terminal"][1].strip():  # the command prints data: it cannot, and says so
             assert code == 6 and len(errors) == 1, (argv, code, stderr)
-            assert errors[0].startswith("error: cannot write standard output: No space left on device"), (argv, stderr)
+            assert "cannot write standard output: No space left on device" in errors[0], (argv, stderr)
         else:
             assert code == 0 and errors == [], (argv, code, stderr)
         assert results["terminal"][0] == 0, (argv, results["terminal"])
