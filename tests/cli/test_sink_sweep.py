@@ -9,7 +9,9 @@ markup), each invocation runs three times at once, with stdout:
 - on a pipe whose reader already left: exit 0, no error on stderr;
 - on ``/dev/full``: exit 6 naming standard output (or 0 when nothing was to be printed).
 
-Never exit 1, never a traceback. Both backends.
+Never exit 1, never a traceback. Every format on SQLite; on PostgreSQL the default, JSON
+and CSV of every command (the renderers do not depend on the backend, what is read from it
+does), which keeps the whole run of CI well inside its time.
 """
 
 from __future__ import annotations
@@ -60,11 +62,14 @@ PLAIN = [["items", "export"], ["items", "export", "--format", "jsonl"], ["db", "
 PREVIEWED = {("items", "delete"), ("users", "delete")}
 
 
-def invocations(tmp_path, item_id: str, entry_id: str = "1") -> list[list[str]]:
+SAMPLED_FORMATS = (None, "json", "csv")
+
+
+def invocations(tmp_path, item_id: str, entry_id: str = "1", formats_of=lambda formats: formats) -> list[list[str]]:
     counter = itertools.count()
     runs = []
     for path, formats, arguments in printing_commands():
-        for fmt in formats:
+        for fmt in formats_of(formats):
             values = []
             for argument in arguments:
                 n = next(counter)
@@ -130,7 +135,8 @@ def test_every_printing_command_in_every_format_on_every_sink(request, backend_n
     assert subprocess.run([*command, "users", "create", "leaving"], env=process_env(), capture_output=True).returncode == 0
     entry_id = subprocess.run([*command, "audit", "list", "--limit", "1", "-o", "id"], env=process_env(), capture_output=True, text=True).stdout.split()[0]
     swept = {"invocations": 0, "runs": 0}
-    for argv in invocations(tmp_path, item_id, entry_id):
+    sampled = (lambda formats: [f for f in formats if f in SAMPLED_FORMATS]) if backend_name == "postgresql" else (lambda formats: formats)
+    for argv in invocations(tmp_path, item_id, entry_id, sampled):
         full_argv = ["--database-url", url, "--as", "web", *argv]
         results = run_three_ways(full_argv)
         swept["invocations"] += 1
