@@ -80,17 +80,12 @@ def test_audit_entries_have_stable_ids(any_itemctl):
 def test_audit_queries_by_target_time_and_database_role(backend, tmp_path):
     """As an operator builds an incident timeline: subprocesses, parsed JSON, both backends."""
     import json
-    import subprocess
-    import sys
 
-    from tests.conftest import process_env
+    from tests.conftest import run_process
 
     def itemctl(*args):
-        completed = subprocess.run(
-            [sys.executable, "-m", "itemctl", "--database-url", backend.url, "--as", "root", *args],
-            capture_output=True, text=True, env=process_env(), timeout=60,
-        )
-        return completed.returncode, completed.stdout, completed.stderr
+        result = run_process("--database-url", backend.url, "--as", "root", *args)
+        return result.exit_code, result.stdout, result.stderr
 
     itemctl("users", "create", "root", "--admin")
     first = json.loads(itemctl("items", "create", "first", "-o", "json")[1])

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from tests.conftest import process_env
+from tests.conftest import run_process
 
 
 def test_sync_makes_one_owners_items_equal_to_the_file(backend, tmp_path):
     def itemctl(*args):
-        completed = subprocess.run(
-            [sys.executable, "-m", "itemctl", "--database-url", backend.url, "--as", "root", *args],
-            capture_output=True, text=True, env=process_env(), timeout=60,
-        )
-        return completed.returncode, completed.stdout, completed.stderr
+        result = run_process("--database-url", backend.url, "--as", "root", *args)
+        return result.exit_code, result.stdout, result.stderr
 
     def titles(owner):
         return sorted((i["title"], i["description"]) for i in json.loads(itemctl("items", "list", "--owner", owner, "-o", "json")[1]))
