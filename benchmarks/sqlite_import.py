@@ -1,7 +1,8 @@
 """Import throughput on SQLite (the embedded default) against SQLite's own floor, in one run.
 
     uv run python benchmarks/sqlite_import.py                  # 100,000 rows
-    uv run python benchmarks/sqlite_import.py --rows 20000 --rows 100000
+    uv run python benchmarks/sqlite_import.py --rows 100000 --rows 1000000
+    uv run --with sqlite-utils python benchmarks/sqlite_import.py   # adds step (x)
 
 For each size it generates N items (100 owners; 0-3 of 50 tags each) as CSV, prepares a
 migrated database file holding the owners and the tags, and times, each as its own process:
@@ -10,13 +11,15 @@ migrated database file holding the owners and the tags, and times, each as its o
        tag ids known, item ids made on the client), into a copy of that file, in one
        transaction, with itemctl's settings (WAL, synchronous=FULL, foreign keys on);
   (b)  itemctl items import of the CSV into another copy;
+  (x)  when sqlite-utils is installed: `sqlite-utils insert --csv` of the same CSV, items
+       alone into a table of their own (no owners resolved, no tags), start-up included;
   (s)  itemctl items import --mode skip, and (u) --mode upsert, of the same file into the
        database of (b), which already holds every row;
   (r)  itemctl db restore, into a fresh copy of the migrated file, of a dump of (b)'s
        database (the dump itself is not timed).
 
 and prints rows/s, the peak RSS of each process, the phase timings each import reports with
--v (stage, check, write), and the ratios (b)/(f), (s)/(f), (u)/(f) and (r)/(f). Figures
+-v (stage, check, write), and the ratios (b)/(f), (s)/(f), (u)/(f), (r)/(f) and (b)/(x). Figures
 are printed, never asserted: a test suite on a shared machine cannot hold them.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import random
 import shutil
@@ -138,6 +142,14 @@ def measure(rows: int, keep: Path | None) -> dict[str, Run]:
         shutil.copy(migrated, restore_db)
         results["f  sqlite3 executemany (floor)"] = run([sys.executable, __file__, "--floor-worker", str(floor_db), str(resolved)])
         results["b  itemctl import"] = run(importing(import_db, str(items_csv)))
+        if importlib.util.find_spec("sqlite_utils") is not None:
+            utils_db = work / "sqlite-utils.db"
+            shutil.copy(prepared, utils_db)
+            results["x  sqlite-utils insert --csv (items alone)"] = run(
+                [sys.executable, "-m", "sqlite_utils", "insert", str(utils_db), "imported", str(items_csv), "--csv"]
+            )
+        else:
+            print("sqlite-utils is not installed: step (x) left out (uv run --with sqlite-utils ...)")
         for mode in ("skip", "upsert"):
             results[f"{mode[0]}  itemctl import --mode {mode} (all present)"] = run(
                 importing(import_db, str(items_csv), "--mode", mode)
@@ -163,6 +175,10 @@ def report(rows: int, results: dict[str, Run]) -> None:
         ("(u)/(f)  import --mode upsert", "u  itemctl import --mode upsert (all present)", floor, 3.0),
         ("(r)/(f)  db restore", "r  itemctl db restore (of (b)'s dump)", floor, 1.5),
     ])
+    if "x  sqlite-utils insert --csv (items alone)" in results:
+        print_ratios(results, [
+            ("(b)/(x)  import vs sqlite-utils", "b  itemctl import", results["x  sqlite-utils insert --csv (items alone)"].seconds, 1.0),
+        ])
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
 
