@@ -108,15 +108,42 @@ def pg_engine(pg_url):
     engine.dispose()
 
 
-@pytest.fixture
-def sqlite_engine(tmp_path):
-    """A migrated SQLite database, as the embedded default would be."""
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """One SQLite file migrated to head by itemctl, once per session."""
     from itemctl.core.config import DatabaseTarget
     from itemctl.core.db import create_db_engine
     from itemctl.services.schema import migrate
 
-    engine = create_db_engine(DatabaseTarget(f"sqlite:///{tmp_path / 'test.db'}", "test"))
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    engine = create_db_engine(DatabaseTarget(f"sqlite:///{path}", "test"))
     migrate(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite_database(sqlite_template, tmp_path):
+    """A factory of migrated SQLite databases in the test's directory: ``make(name)`` is
+    the URL of a fresh copy of the session's migrated file (a file in WAL mode, whose
+    log is empty once its last connection closed)."""
+    import shutil
+
+    def make(name: str = "test.db") -> str:
+        path = tmp_path / name
+        shutil.copyfile(sqlite_template, path)
+        return f"sqlite:///{path}"
+
+    return make
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_database):
+    """A migrated SQLite database, as the embedded default would be."""
+    from itemctl.core.config import DatabaseTarget
+    from itemctl.core.db import create_db_engine
+
+    engine = create_db_engine(DatabaseTarget(sqlite_database(), "test"))
     yield engine
     engine.dispose()
 
@@ -173,13 +200,17 @@ def isolated(monkeypatch, tmp_path):
 def run(isolated, capsys, monkeypatch):
     """Run itemctl in this process through ``main()``, the real error boundary."""
 
-    def call(*args: str, input: str = "", terminal: bool = False) -> Result:
+    def call(*args: str, input: str = "", terminal: bool = False, ask=None) -> Result:
+        """``ask``: how the invocation puts a question (``question -> bool``), instead of
+        reading the answer from ``input`` on the (pretend) terminal."""
+        from itemctl.cli.runtime import State
+
         capsys.readouterr()
         stdin = io.TextIOWrapper(io.BytesIO(input.encode()), encoding="utf-8")
         if terminal:  # as if a person were typing: confirmations are asked
             stdin.isatty = lambda: True
         monkeypatch.setattr(sys, "stdin", stdin)
-        code = main([str(a) for a in args])
+        code = main([str(a) for a in args], state=State(ask=ask) if ask else None)
         out, err = capsys.readouterr()
         return Result(code, out, err)
 
@@ -190,8 +221,8 @@ def run(isolated, capsys, monkeypatch):
 def itemctl(run, pg_url):
     """Run itemctl against the test's (empty, migrated) PostgreSQL database."""
 
-    def call(*args: str, input: str = "", terminal: bool = False) -> Result:
-        return run("--database-url", pg_url, *args, input=input, terminal=terminal)
+    def call(*args: str, **options) -> Result:
+        return run("--database-url", pg_url, *args, **options)
 
     return call
 
@@ -215,27 +246,19 @@ class Backend:
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def backend(request, tmp_path) -> Backend:
+def backend(request) -> Backend:
     """The same CLI test on PostgreSQL and on a migrated SQLite file."""
     if request.param == "postgresql":
         return Backend("postgresql", request.getfixturevalue("pg_url"))
-    from itemctl.core.config import DatabaseTarget
-    from itemctl.core.db import create_db_engine
-    from itemctl.services.schema import migrate
-
-    url = f"sqlite:///{tmp_path / 'matrix.db'}"
-    engine = create_db_engine(DatabaseTarget(url, "test"))
-    migrate(engine)
-    engine.dispose()
-    return Backend("sqlite", url)
+    return Backend("sqlite", request.getfixturevalue("sqlite_database")("matrix.db"))
 
 
 @pytest.fixture
 def any_itemctl(run, backend):
     """Run itemctl against the matrix's backend (PostgreSQL, then SQLite)."""
 
-    def call(*args: str, input: str = "", terminal: bool = False) -> Result:
-        return run("--database-url", backend.url, *args, input=input, terminal=terminal)
+    def call(*args: str, **options) -> Result:
+        return run("--database-url", backend.url, *args, **options)
 
     return call
 

@@ -17,16 +17,17 @@ import typer
 
 from itemctl import MAX_TIMEOUT, SCHEMA_HEAD, __version__
 from itemctl.cli.audit import app as audit_app
+from itemctl.cli.bulk import export_command, import_command
 from itemctl.cli.db import app as db_app
 from itemctl.cli.items import app as items_app
-from itemctl.cli import bulk as _bulk_commands  # noqa: F401 - registers items import/export
-from itemctl.cli.output import ClosedStream, forget_confirmations
+from itemctl.cli.output import ClosedStream
 from itemctl.cli.runtime import State
 from itemctl.cli.status import status_command
 from itemctl.cli.tags import app as tags_app
 from itemctl.cli.users import app as users_app
 from itemctl.core.errors import ItemctlError, TransientConflict, classify
-from itemctl.core.logging import is_verbose, notice, say, set_verbosity
+from itemctl.core.invocation import NORMAL, QUIET, VERBOSE, current, running
+from itemctl.core.logging import is_verbose, notice, say
 
 app = typer.Typer(
     name="itemctl",
@@ -37,6 +38,8 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+items_app.command("import")(import_command)
+items_app.command("export")(export_command)
 app.add_typer(items_app, name="items")
 app.add_typer(users_app, name="users")
 app.add_typer(tags_app, name="tags")
@@ -49,7 +52,7 @@ VERSION_AS_JSON = (["-o", "json"], ["--output", "json"], ["--output=json"], ["-o
 
 
 def version_text(as_json: bool = False) -> str:
-    """``itemctl 0.1.0 (schema head 0004)``, or the same as one JSON object."""
+    """``itemctl <version> (schema head <revision>)``, or the same as one JSON object."""
     if as_json:
         import json
 
@@ -107,8 +110,9 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    set_verbosity(1 if verbose else -1 if quiet else 0)
-    ctx.obj = State(
+    state: State = ctx.ensure_object(State)  # main() passes its own
+    state.verbosity = VERBOSE if verbose else QUIET if quiet else NORMAL
+    state.given(
         database_url=database_url,
         user=as_user,
         email=email,
@@ -162,7 +166,7 @@ def _traceback_wanted() -> bool:
 
 
 def _print_traceback(error: BaseException) -> None:
-    from itemctl.core.errors import format_traceback
+    from itemctl.core.logging import format_traceback
 
     print(format_traceback(error), file=sys.stderr, end="", flush=True)
 
@@ -183,23 +187,26 @@ def _guard_standard_streams() -> None:
 TRANSIENT_ATTEMPTS = 3
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, state: State | None = None) -> int:
     """Run itemctl and return its exit code.
 
-    A command is one transaction, so one that failed on a serialization failure or a
-    deadlock left nothing behind and printed no data: it is run again, a bounded number of
-    times (never when it read stdin, which cannot be read twice).
+    Each call is one invocation (``state``, a fresh ``State`` unless given: tests give
+    their own to answer questions): the global options, verbosity, secrets, answered
+    questions, temporary files and whether a COMMIT is under way live on it, and on
+    nothing else. A command is one transaction, so one that failed on a serialization
+    failure or a deadlock left nothing behind and printed no data: it is run again, a
+    bounded number of times (never when it read stdin, which cannot be read twice), in
+    the same invocation, so a question answered yes is not asked again.
     """
     args = sys.argv[1:] if argv is None else list(argv)
-    set_verbosity(0)  # until the root options say otherwise (a value refused first included)
+    state = State() if state is None else state
     _guard_standard_streams()
-    forget_confirmations()
-    with _interruptible():
-        return _main(args)
+    with running(state), _interruptible(state):
+        return _main(args, state)
 
 
 @contextmanager
-def _interruptible():
+def _interruptible(state: State):
     """Ctrl-C ends the process at once, whatever it is doing.
 
     A command is one transaction, so the server rolls back whatever the closed connection
@@ -214,33 +221,30 @@ def _interruptible():
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield
         return
-    previous = signal.signal(signal.SIGINT, _stop_now)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: _stop_now(state))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def _stop_now(signum, frame) -> None:
-    from itemctl.core.files import discard_temporaries
-
-    discard_temporaries()
-    database = sys.modules.get("itemctl.core.db")
-    # Either module may be half imported when Ctrl-C comes.
-    if getattr(database, "committing", False):
+def _stop_now(state: State) -> None:
+    state.discard_temporaries()
+    if state.committing:
         message = "error: interrupted during COMMIT: the change may or may not have been applied"
     else:
         message = "error: interrupted; nothing was changed (the transaction is rolled back)"
-    progress = sys.modules.get("itemctl.cli.progress")
-    if getattr(progress, "live", False):
-        message = progress.RESTORE_TERMINAL + message
+    if state.drawing:
+        from itemctl.cli.progress import RESTORE_TERMINAL  # imported already: it is drawing
+
+        message = RESTORE_TERMINAL + message
     try:
         os.write(2, (message + "\n").encode())
     finally:
         os._exit(130)
 
 
-def _main(args: list[str]) -> int:
+def _main(args: list[str], state: State) -> int:
     as_json = errors_as_json(args)
     if args and args[0] == "--version" and (len(args) == 1 or args[1:] in VERSION_AS_JSON):
         # Scripts and shells ask this often: answer before Typer builds the command tree.
@@ -253,7 +257,7 @@ def _main(args: list[str]) -> int:
         return 0
     for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
         try:
-            return _run(args, as_json)
+            return _run(args, state, as_json)
         except TransientConflict as error:
             if attempt == TRANSIENT_ATTEMPTS or "-" in args:
                 return _fail(error, as_json)
@@ -274,7 +278,7 @@ def _fail(error: ItemctlError, as_json: bool = False) -> int:
         silence_stdout()
         if isinstance(error, ReaderGone):
             return 0
-        if getattr(sys.modules.get("itemctl.core.db"), "committed", False):
+        if current().committed:
             error.message += "; the change itself was committed"
     if _traceback_wanted():
         _print_traceback(error)
@@ -282,14 +286,14 @@ def _fail(error: ItemctlError, as_json: bool = False) -> int:
     return error.exit_code
 
 
-def _run(args: list[str], as_json: bool = False) -> int:
+def _run(args: list[str], state: State, as_json: bool = False) -> int:
     """One invocation; every error but a transient conflict becomes an exit code here."""
     try:
         from itemctl.cli.values import guard
 
         command = typer.main.get_command(app)
         guard(command)  # the input gate: every value checked by its kind first
-        result = command.main(args=args, prog_name="itemctl", standalone_mode=False)
+        result = command.main(args=args, prog_name="itemctl", standalone_mode=False, obj=state)
     except TransientConflict:
         raise
     except ItemctlError as error:

@@ -1,7 +1,7 @@
 """``itemctl items import`` and ``itemctl items export``: the batch commands.
 
-They belong to the ``items`` group (registered on its app), and live here beside each
-other because they share formats, files and the bulk service.
+They belong to the ``items`` group (``cli/__init__.py`` registers them on its app), and
+live here beside each other because they share formats, files and the bulk service.
 """
 
 # No `from __future__ import annotations` here: Typer would evaluate every string
@@ -19,11 +19,11 @@ from itemctl.cli.items import (
     OwnerFilter,
     SearchFilter,
     TagFilter,
-    app,
     item_filters,
 )
 from itemctl.cli import wording
-from itemctl.cli.output import OutputOption, emit, open_input
+from itemctl.cli.inputs import open_input
+from itemctl.cli.output import OutputOption, emit
 from itemctl.cli.runtime import command_session
 from itemctl.core.logging import debug, notice
 
@@ -46,7 +46,6 @@ class ExportFormat(str, Enum):
     jsonl = "jsonl"
 
 
-@app.command("import")
 def import_command(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(metavar="FILE|-", help="CSV, JSON lines or a JSON array; - for stdin.")],
@@ -91,24 +90,14 @@ def import_command(
     Example: itemctl items import items.csv --mode skip --rejects rejected.jsonl
     Example: itemctl --as root items import nightly.csv --mode sync --owner team-a --dry-run
     """
-    import os
     from contextlib import ExitStack
 
     from itemctl.cli.progress import import_progress
-    from itemctl.core import sink
-    from itemctl.core.errors import InvalidInput
-    from itemctl.core.files import STDOUT, atomic_output, check_output_path
+    from itemctl.core.files import STDOUT, check_output_path
     from itemctl.services import bulk
 
-    from itemctl.core.errors import UsageError
-
-    if mode is ImportMode.sync and owner is None:
-        raise UsageError("--mode sync needs --owner: it makes that one owner's items equal to the input", hint="itemctl items import FILE --mode sync --owner USERNAME")
-    if allow_empty and mode is not ImportMode.sync:
-        raise UsageError("--allow-empty applies to --mode sync only")
-    chosen = fmt.value if fmt else ("csv" if file == "-" else bulk.format_from_name(file))
-    if chosen is None:
-        raise InvalidInput(f"cannot tell the format of {file!r} from its name", hint="give --format csv|jsonl|json")
+    _check_mode(mode, owner=owner, allow_empty=allow_empty)
+    chosen = _input_format(fmt, file)
     reads = {file: "the input file itself", **ctx.obj.config().database.files()}
     if output is not None:
         reads[STDOUT] = "standard output, where the summary goes"
@@ -120,14 +109,7 @@ def import_command(
         if file != "-":
             stack.callback(raw.close)
         stream = bulk.decompressed(raw, file)
-        rejects_out = None
-        if rejects is not None:
-            # A dry run writes nothing, the rejects file included: it is counted only.
-            rejects_out = stack.enter_context(
-                open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed by the stack
-                if dry_run
-                else sink.text_lines(stack.enter_context(atomic_output(rejects, option="--rejects", reads=reads, json=True)))
-            )
+        rejects_out = _open_rejects(stack, rejects, dry_run=dry_run, reads=reads) if rejects is not None else None
         # ExitStack unwinds in reverse: the session commits before the rejects file is
         # renamed into place (or handed to a FIFO), so a failed commit leaves none either.
         on_progress, on_phase = stack.enter_context(
@@ -154,6 +136,51 @@ def import_command(
                 on_notice=wording.notice,
             ),
         )
+    _report_import(summary, dry_run=dry_run, output=output)
+
+
+def _check_mode(mode: ImportMode, *, owner: Optional[str], allow_empty: bool) -> None:
+    """The options that go with --mode sync, before anything is read."""
+    from itemctl.core.errors import UsageError
+
+    if mode is ImportMode.sync and owner is None:
+        raise UsageError(
+            "--mode sync needs --owner: it makes that one owner's items equal to the input",
+            hint="itemctl items import FILE --mode sync --owner USERNAME",
+        )
+    if allow_empty and mode is not ImportMode.sync:
+        raise UsageError("--allow-empty applies to --mode sync only")
+
+
+def _input_format(fmt: Optional[ImportFormat], file: str) -> str:
+    """--format, else the file's extension; stdin is CSV unless told."""
+    from itemctl.core.errors import InvalidInput
+    from itemctl.services import bulk
+
+    chosen = fmt.value if fmt else ("csv" if file == "-" else bulk.format_from_name(file))
+    if chosen is None:
+        raise InvalidInput(f"cannot tell the format of {file!r} from its name", hint="give --format csv|jsonl|json")
+    return chosen
+
+
+def _open_rejects(stack, rejects: str, *, dry_run: bool, reads: dict[str, str]):
+    """The --rejects file as JSON lines of text, written in place only when the import
+    commits. A dry run writes nothing, the rejects file included: it is counted only."""
+    import os
+
+    from itemctl.core import sink
+    from itemctl.core.files import atomic_output
+
+    if dry_run:
+        return stack.enter_context(open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - closed by the stack
+    return stack.enter_context(
+        sink.text_lines(stack.enter_context(atomic_output(rejects, option="--rejects", reads=reads, json=True)))
+    )
+
+
+def _report_import(summary, *, dry_run: bool, output) -> None:
+    """The phase timings (-v), what a dry run would delete, then the summary: one line for
+    people, or one object with -o."""
     counts = summary.counts()
     debug("import timings: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in summary.timings.items()))
     if dry_run and summary.deleted:
@@ -179,7 +206,6 @@ def _export_format(file: str | None) -> str:
     return "jsonl" if file and bulk.format_from_name(file) == "jsonl" else "csv"
 
 
-@app.command("export")
 def export_command(
     ctx: typer.Context,
     owner: OwnerFilter = None,

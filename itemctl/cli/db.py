@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from itemctl.cli.output import confirm, echo_data, must_ask
+from itemctl.cli.output import echo_data
+from itemctl.cli.prompts import confirm, must_ask
 from itemctl.cli.runtime import command_session, database_errors
 from itemctl.core.logging import notice
 
@@ -348,7 +349,7 @@ def restore_command(
     """
     from contextlib import ExitStack
 
-    from itemctl.cli.output import open_input
+    from itemctl.cli.inputs import open_input
     from itemctl.cli.progress import import_progress
     from itemctl.services import bulk, dump
 

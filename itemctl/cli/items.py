@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from itemctl.cli.completion import complete_tags, complete_usernames
-from itemctl.cli.output import OutputOption, confirm, echo_data, emit, must_ask
+from itemctl.cli.output import OutputOption, echo_data, emit
+from itemctl.cli.prompts import confirm, must_ask
 from itemctl.cli.runtime import command_session
 from itemctl.core.logging import notice
 

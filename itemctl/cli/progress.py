@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
+from itemctl.core.invocation import current
 from itemctl.core.logging import is_quiet
 
-# True while a bar is drawn: Ctrl-C, which ends the process at once (``cli.main``), then
-# clears the bar's line and shows the cursor again before its message.
-live = False
+# While a bar is drawn (``Invocation.drawing``), Ctrl-C, which ends the process at once
+# (``cli.main``), first clears the bar's line and shows the cursor again.
 RESTORE_TERMINAL = "\r\x1b[2K\x1b[?25h"
 
 
@@ -25,7 +25,6 @@ def import_progress(
     For a file, the bar shows the share of its bytes read; for stdin only rows and rows/s.
     Once everything is read, it names the phase the database is in (checking, writing).
     """
-    global live
     if not enabled or is_quiet() or not sys.stderr.isatty():
         yield None, None
         return
@@ -47,8 +46,9 @@ def import_progress(
     progress = Progress(
         *columns, console=stderr_console(), transient=True, redirect_stdout=False, redirect_stderr=False
     )
+    invocation = current()
     with progress:
-        live = True
+        invocation.drawing = True
         try:
             task = progress.add_task(title, total=total_bytes, rows=0, rate=0.0)
 
@@ -62,4 +62,4 @@ def import_progress(
 
             yield update, phase
         finally:
-            live = False
+            invocation.drawing = False

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from itemctl.core.errors import ItemctlError, LockTimeout, classify
+from itemctl.core.invocation import Invocation
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -21,9 +22,10 @@ if TYPE_CHECKING:
     from itemctl.models import User
 
 
-@dataclass
-class State:
-    """The global options, as given on the command line (None: not given)."""
+@dataclass(eq=False)
+class State(Invocation):
+    """One invocation of the CLI (``ctx.obj``): the global options as given on the command
+    line (None: not given), and the configuration and engine they lead to."""
 
     database_url: str | None = None
     user: str | None = None
@@ -33,6 +35,13 @@ class State:
     lock_timeout: float | None = None
     _config: Config | None = field(default=None, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
+
+    def given(self, **options) -> None:
+        """The global options of this run of the command line (a run again after a
+        transient conflict starts from them afresh, with a new engine)."""
+        for name, value in options.items():
+            setattr(self, name, value)
+        self._config = self._engine = None
 
     def config(self) -> Config:
         if self._config is None:
@@ -137,7 +146,7 @@ def command_session(
             _migrate_embedded(engine)
         late = writes and stage_first and engine.dialect.name == "sqlite"
         with session_scope(engine, rollback=rollback, writes=writes and not late) as session:
-            session.info["writes"] = writes  # a commit then is a change (see core.db.committed)
+            session.info["writes"] = writes  # a commit then is a change (see Invocation.committed)
             schema.require_head(session.connection())
 
             def the_actor(create: bool) -> User:

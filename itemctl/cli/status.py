@@ -113,7 +113,7 @@ ORDER = ("configuration", "database", "environment", "actor", "schema", "server"
 
 def _finish(report: dict, problems: list[tuple[str, str, int]], as_json: bool) -> None:
     """Print every check, then fail with the first problem's exit code, if any."""
-    from itemctl.core.errors import redact
+    from itemctl.core.invocation import redact
 
     report["ok"] = not problems
     from itemctl.cli.wording import option

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from itemctl.cli.completion import complete_tags
-from itemctl.cli.output import OutputOption, confirm, emit, must_ask
+from itemctl.cli.output import OutputOption, emit
+from itemctl.cli.prompts import confirm, must_ask
 from itemctl.cli.runtime import command_session
 from itemctl.core.logging import notice
 

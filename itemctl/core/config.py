@@ -29,7 +29,8 @@ from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from itemctl import MAX_TIMEOUT
-from itemctl.core.errors import DatabaseUnavailable, register_secret
+from itemctl.core.errors import DatabaseUnavailable
+from itemctl.core.invocation import register_secret
 
 LOCAL = "local"
 DEV_USER = "dev-user"

@@ -229,19 +229,17 @@ def begin_writing(session: Session) -> None:
     session.connection()  # BEGIN IMMEDIATE, now
 
 
-# True while a COMMIT is under way: an interruption then cannot say whether it happened.
-committing = False
-# True once this process committed a change: an output that fails afterwards says so.
-committed = False
-
-
 def _commit(session: Session) -> None:
-    """COMMIT; when the connection drops during it, nobody can say whether it happened."""
-    global committing, committed
-    committing = True
+    """COMMIT; when the connection drops during it, nobody can say whether it happened.
+    The invocation knows, meanwhile, that a COMMIT is under way, and then whether it
+    committed a change."""
+    from itemctl.core.invocation import current
+
+    invocation = current()
+    invocation.committing = True
     try:
         session.commit()
-        committed = committed or session.info.get("writes", False)
+        invocation.committed = invocation.committed or session.info.get("writes", False)
     except exc.DBAPIError as error:
         if is_unreachable(error):
             raise DatabaseUnavailable(
@@ -250,7 +248,7 @@ def _commit(session: Session) -> None:
             ) from error
         raise
     finally:
-        committing = False
+        invocation.committing = False
 
 
 @contextmanager

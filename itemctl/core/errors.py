@@ -86,24 +86,6 @@ class Interrupted(ItemctlError):
     exit_code = 130
 
 
-# Secrets that must never be printed: passwords found in the configuration are
-# registered here as soon as they are read, and every message is passed through
-# ``redact`` on its way out.
-_secrets: set[str] = set()
-
-
-def register_secret(value: str | None) -> None:
-    if value:
-        _secrets.add(value)
-
-
-def redact(text: str) -> str:
-    # Longest first, so a secret that contains another is masked whole.
-    for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
 # The stable name of each exit code's kind of failure, for errors written as JSON
 # (`{"error": {"code": 4, "kind": "conflict", …}}`): scripts branch on these.
 KINDS = {
@@ -313,25 +295,3 @@ def _classify_database(error: BaseException, database: str, role: str | None = N
         # Also the driver's own refusals before sending (psycopg: a NUL in text).
         return InvalidInput(f"the database refused a value: {reason}")
     return None
-
-
-def format_traceback(error: BaseException) -> str:
-    """The traceback for --verbose: every frame, but each exception told by its driver's
-    first line only, so no SQL text or bound parameter is ever printed."""
-    import traceback
-
-    chain: list[BaseException] = []
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        chain.append(current)
-        seen.add(id(current))
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-    parts = []
-    for exception in reversed(chain):
-        frames = "".join(traceback.format_tb(exception.__traceback__))
-        parts.append(
-            "Traceback (most recent call last):\n" + frames
-            + f"{type(exception).__module__}.{type(exception).__qualname__}: {primary_message(exception)}\n"
-        )
-    return redact("\nThe above exception led to the following one:\n\n".join(parts))

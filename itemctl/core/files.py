@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from itemctl.core.errors import InvalidInput, UsageError
+from itemctl.core.invocation import current
 from itemctl.core.sink import STDOUT, Sink, compressed
 
 STDIN = "-"
@@ -133,7 +134,8 @@ def _atomic(path: str, *, option: str, reads: Mapping[str, str], json: bool = Fa
         handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(resolved)}.", suffix=".tmp", dir=directory)
     except OSError as error:
         raise InvalidInput(f"cannot write {option} {path}: {error.strerror}") from None
-    _temporaries.add(temporary)
+    temporaries = current().temporaries
+    temporaries.add(temporary)
     out = os.fdopen(handle, "wb")
     try:
         # A file that exists keeps its permissions (a private backup stays private); a new
@@ -154,7 +156,7 @@ def _atomic(path: str, *, option: str, reads: Mapping[str, str], json: bool = Fa
             pass
         raise
     finally:
-        _temporaries.discard(temporary)
+        temporaries.discard(temporary)
 
 
 def _is_special(target: os.stat_result | None) -> bool:
@@ -186,19 +188,6 @@ def _spooled(path: str, *, json: bool) -> Iterator[Sink]:
                     shown.write(block)
             else:
                 shutil.copyfileobj(spool, out)
-
-
-# Temporary files being written right now: an interrupted process removes them on its way
-# out (see ``discard_temporaries``), as the failure path of ``atomic_output`` would.
-_temporaries: set[str] = set()
-
-
-def discard_temporaries() -> None:
-    for path in list(_temporaries):
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
 
 
 def _umask() -> int:

@@ -5,23 +5,16 @@ from __future__ import annotations
 import sys
 import time
 
-from itemctl.core.errors import redact
+from itemctl.core.invocation import current, redact
 from itemctl.core.text import escape_controls
-
-_verbosity = 0  # -1 quiet, 0 normal, 1 verbose
-
-
-def set_verbosity(level: int) -> None:
-    global _verbosity
-    _verbosity = level
 
 
 def is_verbose() -> bool:
-    return _verbosity > 0
+    return current().verbosity > 0
 
 
 def is_quiet() -> bool:
-    return _verbosity < 0
+    return current().verbosity < 0
 
 
 def say(message: str) -> None:
@@ -57,3 +50,27 @@ def log_statements(engine) -> None:
         elapsed = (time.perf_counter() - started) * 1000
         one_line = " ".join(statement.split())
         debug(f"sql: {one_line} [{elapsed:.1f} ms]")
+
+
+def format_traceback(error: BaseException) -> str:
+    """The traceback for --verbose: every frame, but each exception told by its driver's
+    first line only, so no SQL text or bound parameter is ever printed."""
+    import traceback
+
+    from itemctl.core.errors import primary_message
+
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        chain.append(current)
+        seen.add(id(current))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    parts = []
+    for exception in reversed(chain):
+        frames = "".join(traceback.format_tb(exception.__traceback__))
+        parts.append(
+            "Traceback (most recent call last):\n" + frames
+            + f"{type(exception).__module__}.{type(exception).__qualname__}: {primary_message(exception)}\n"
+        )
+    return redact("\nThe above exception led to the following one:\n\n".join(parts))

@@ -32,7 +32,7 @@ from itemctl.core.text import fold_case
 from itemctl.models import KNOWN_REVISIONS, Item, ItemCreate, Tag, TagCreate, User, UserCreate
 from itemctl.services import audit
 from itemctl.services.common import describe_validation_error
-from itemctl.services.items import _tag_names
+from itemctl.services.items import tag_names_of
 from itemctl.services.schema import schema_revision
 from itemctl.store import store_for
 
@@ -91,7 +91,7 @@ def dump(*, session: Session, out: IO[str], on_progress: Callable[[int], None] |
 
 
 def _write_items(session: Session, batch: list[Item], users: dict[uuid.UUID, str], out: IO[str], counts: dict[str, int]) -> None:
-    tags = _tag_names(session, [item.id for item in batch])
+    tags = tag_names_of(session, [item.id for item in batch])
     counts["item"] += len(batch)
     counts["link"] += sum(len(names) for names in tags.values())
     for item in batch:

@@ -144,7 +144,7 @@ def find_items(session: Session, refs: Sequence[str]) -> list[Item]:
 # -- reading -----------------------------------------------------------------------------
 
 
-def _tag_names(session: Session, item_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+def tag_names_of(session: Session, item_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
     """Tag names of many items in one query, each list sorted case-insensitively."""
     names: dict[uuid.UUID, list[str]] = defaultdict(list)
     if item_ids:
@@ -174,7 +174,7 @@ def _public(item: Item, owner: str, tags: list[str]) -> ItemPublic:
 
 def public_item(session: Session, item: Item) -> ItemPublic:
     owner = session.get(User, item.owner_id)
-    return _public(item, owner.username, _tag_names(session, [item.id]).get(item.id, []))
+    return _public(item, owner.username, tag_names_of(session, [item.id]).get(item.id, []))
 
 
 def get_item(*, session: Session, ref: str) -> ItemPublic:
@@ -253,7 +253,7 @@ def list_items(
         statement = statement.where(_after(session, after, sort))
     statement = statement.order_by(*_ORDER[sort]()).offset(offset).limit(limit)
     rows = session.exec(statement).all()
-    tags = _tag_names(session, [item.id for item, _ in rows])
+    tags = tag_names_of(session, [item.id for item, _ in rows])
     return [_public(item, owner, tags.get(item.id, [])) for item, owner in rows]
 
 
@@ -446,7 +446,7 @@ def _publics(session: Session, found: Sequence[Item]) -> list[ItemPublic]:
     """Public forms of many items: owners and tags in one query each."""
     owner_ids = {item.owner_id for item in found}
     owners = dict(session.exec(select(User.id, User.username).where(User.id.in_(owner_ids))).all()) if owner_ids else {}
-    tags = _tag_names(session, [item.id for item in found])
+    tags = tag_names_of(session, [item.id for item in found])
     return [_public(item, owners[item.owner_id], tags.get(item.id, [])) for item in found]
 
 

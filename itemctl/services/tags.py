@@ -68,6 +68,18 @@ def list_tags(*, session: Session) -> list[TagPublic]:
     return [TagPublic(name=name, item_count=count) for name, count in rows]
 
 
+def names_starting_with(*, session: Session, prefix: str, limit: int) -> list[str]:
+    """Tag names that begin with ``prefix`` (any case), in the order ``tags list`` shows
+    them: what a shell completes."""
+    statement = (
+        select(Tag.name)
+        .where(func.lower(Tag.name).startswith(prefix.lower(), autoescape=True))
+        .order_by(func.lower(Tag.name))
+        .limit(limit)
+    )
+    return list(session.exec(statement).all())
+
+
 def _public(session: Session, tag: Tag) -> TagPublic:
     count = session.exec(select(func.count()).select_from(ItemTag).where(ItemTag.tag_id == tag.id)).one()
     return TagPublic(name=tag.name, item_count=count)

@@ -34,6 +34,18 @@ def public_user(*, session: Session, user: User) -> UserPublic:
     return UserPublic.model_validate(user, update={"item_count": _item_count(session, user)})
 
 
+def usernames_starting_with(*, session: Session, prefix: str, limit: int) -> list[str]:
+    """Usernames that begin with ``prefix`` (any case), in the order ``users list`` shows
+    them: what a shell completes."""
+    statement = (
+        select(User.username)
+        .where(func.lower(User.username).startswith(prefix.lower(), autoescape=True))
+        .order_by(User.username)
+        .limit(limit)
+    )
+    return list(session.exec(statement).all())
+
+
 def list_users(*, session: Session, admins_only: bool = False) -> list[UserPublic]:
     """Every user with an item count, in one query."""
     statement = (

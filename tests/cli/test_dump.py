@@ -10,19 +10,8 @@ from tests.cli.test_parity import HOSTILE_RECORDS
 
 
 @pytest.fixture
-def sqlite_url(tmp_path) -> str:
-    from itemctl.core.config import DatabaseTarget
-    from itemctl.core.db import create_db_engine
-    from itemctl.services.schema import migrate
-
-    def make(name: str) -> str:
-        url = f"sqlite:///{tmp_path / name}"
-        engine = create_db_engine(DatabaseTarget(url, "test"))
-        migrate(engine)
-        engine.dispose()
-        return url
-
-    return make
+def sqlite_url(sqlite_database):
+    return sqlite_database
 
 
 def fill(run, url: str, tmp_path) -> None:

@@ -407,19 +407,16 @@ def test_dry_runs_print_what_would_go_and_change_nothing(backend):
     assert (backend.rows("SELECT count(*) FROM item"), backend.rows("SELECT count(*) FROM audit_log")) == before
 
 
-def test_a_where_delete_whose_matches_changed_while_asking_deletes_nothing(alice, any_itemctl, backend, monkeypatch):
+def test_a_where_delete_whose_matches_changed_while_asking_deletes_nothing(alice, any_itemctl, backend):
     """The question named a count; another session added a match before the answer: the
     delete refuses (exit 4) rather than delete what the person never saw."""
-    import typer
-
     seed(backend, "alice", 2)
 
-    def yes_after_another_session_adds_one(*args, **kwargs):
+    def yes_after_another_session_adds_one(question):
         assert any_itemctl("--as", "alice", "items", "create", "late arrival", "--tag", "old").exit_code == 0
         return True
 
-    monkeypatch.setattr(typer, "confirm", yes_after_another_session_adds_one)
-    result = alice("items", "delete", "--where", "--tag", "old", input="y\n", terminal=True)
+    result = alice("items", "delete", "--where", "--tag", "old", terminal=True, ask=yes_after_another_session_adds_one)
     assert result.exit_code == 4 and "3 item(s) match now, not the 2 you confirmed" in result.stderr, result
     assert backend.rows("SELECT count(*) FROM item") == [(3,)]
 
@@ -434,15 +431,7 @@ def test_many_tags_are_one_grouped_filter_on_both_backends(alice, backend):
     assert many.exit_code == 0 and many.stdout.strip() == "0"
 
 
-def test_ctrl_d_at_a_confirmation_is_not_confirmed(alice, report, monkeypatch):
-    import typer
-
-    def closed(*args, **kwargs):
-        try:
-            raise EOFError
-        except EOFError:
-            raise typer.Abort() from None
-
-    monkeypatch.setattr(typer, "confirm", closed)
-    result = alice("items", "delete", report["id"], terminal=True)
+def test_ctrl_d_at_a_confirmation_is_not_confirmed(alice, report):
+    """Ctrl-D at the question (the terminal's input ends: an empty input)."""
+    result = alice("items", "delete", report["id"], terminal=True, input="")
     assert result.exit_code == 2 and "not confirmed" in result.stderr, result

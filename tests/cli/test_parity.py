@@ -24,16 +24,9 @@ HOSTILE_RECORDS = [
 
 
 @pytest.fixture
-def both(run, pg_url, tmp_path):
+def both(run, pg_url, sqlite_database):
     """Run the same itemctl command against PostgreSQL and SQLite; (pg, sqlite) results."""
-    from itemctl.core.config import DatabaseTarget
-    from itemctl.core.db import create_db_engine
-    from itemctl.services.schema import migrate
-
-    sqlite_url = f"sqlite:///{tmp_path / 'parity.db'}"
-    engine = create_db_engine(DatabaseTarget(sqlite_url, "test"))
-    migrate(engine)
-    engine.dispose()
+    sqlite_url = sqlite_database("parity.db")
 
     def call(*args: str, input: str = ""):
         return tuple(run("--database-url", url, "--as", "alice", *args, input=input) for url in (pg_url, sqlite_url))

@@ -126,18 +126,10 @@ INVARIANTS = {
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def backend_url(request, tmp_path) -> str:
+def backend_url(request) -> str:
     if request.param == "postgresql":
         return request.getfixturevalue("pg_url")
-    from itemctl.core.config import DatabaseTarget
-    from itemctl.core.db import create_db_engine
-    from itemctl.services.schema import migrate
-
-    url = f"sqlite:///{tmp_path / 'sweep.db'}"
-    engine = create_db_engine(DatabaseTarget(url, "test"))
-    migrate(engine)
-    engine.dispose()
-    return url
+    return request.getfixturevalue("sqlite_database")("sweep.db")
 
 
 SWEPT: dict[str, int] = {"invocations": 0}

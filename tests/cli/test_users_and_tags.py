@@ -209,7 +209,7 @@ def test_confirmation_is_asked_before_any_lock_is_taken(run, pg_url):
     item = root("items", "create", "Decide", "-o", "json").json()
     seen: dict[str, object] = {}
 
-    def typer_confirm(question, default=False, err=True):
+    def ask(question):
         # Asked: is any lock on item held by an itemctl session right now?
         with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("SET lock_timeout = '500ms'")
@@ -221,14 +221,7 @@ def test_confirmation_is_asked_before_any_lock_is_taken(run, pg_url):
             ).fetchone()[0]
         return True
 
-    import typer
-
-    original = typer.confirm
-    typer.confirm = typer_confirm
-    try:
-        result = root("items", "delete", item["id"], terminal=True)
-    finally:
-        typer.confirm = original
+    result = root("items", "delete", item["id"], terminal=True, ask=ask)
     assert result.exit_code == 0, result
     assert seen["locks"] == 0
     assert root("items", "count").stdout.strip() == "0"

@@ -1,0 +1,21 @@
+"""Where a command's input comes from: a file, or stdin for ``-``."""
+
+from __future__ import annotations
+
+
+def open_input(file: str):
+    """The input as a binary stream, and its size when known (for the progress bar)."""
+    import os
+    import sys
+
+    from itemctl.core.errors import InvalidInput, NotFoundError
+
+    if file == "-":
+        return sys.stdin.buffer, None
+    try:
+        stream = open(file, "rb")  # noqa: SIM115 - the caller closes it
+    except FileNotFoundError:
+        raise NotFoundError(f"no such file: {file}") from None
+    except OSError as error:
+        raise InvalidInput(f"cannot read {file}: {error.strerror}") from None
+    return stream, os.fstat(stream.fileno()).st_size
