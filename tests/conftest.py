@@ -34,6 +34,23 @@ CONFIG_VARIABLES = [
 ] + ["DATABASE_URL", "ENVIRONMENT", "NO_COLOR", "COLUMNS", "CI"]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """The quick loop (``-m "not slow"``) runs on two workers when pytest-xdist is there
+    and no ``-n`` was given (``-n 0`` runs it in one process). The full run stays serial:
+    its concurrency and fault tests time processes that a second worker would slow."""
+    option = config.option
+    if (
+        getattr(option, "markexpr", "") == "not slow"
+        and config.pluginmanager.hasplugin("xdist")
+        and getattr(option, "numprocesses", None) is None
+        and not getattr(option, "collectonly", False)
+        and not hasattr(config, "workerinput")  # a worker itself: never start workers
+        and "PYTEST_XDIST_WORKER" not in os.environ
+    ):
+        option.numprocesses = 2
+
+
 def database_url(name: str) -> str:
     base, _, _ = PG_URL.rpartition("/")
     return f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)

@@ -20,6 +20,8 @@ import pytest
 from itemctl.models import SCHEMA_HEAD
 from tests.conftest import migrations_with_revision, plain, process_env, run_process, scalar
 
+pytestmark = pytest.mark.slow  # killed processes, held locks, PgBouncer: the fault suite
+
 
 def migrations_with(tmp_path, **revision):
     """The environment of a run that sees one more revision after head."""

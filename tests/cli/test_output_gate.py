@@ -288,7 +288,8 @@ def on_stdout_terminal(args: list[str], **env: str) -> tuple[int, str]:
     return process.wait(timeout=60), seen
 
 
-@pytest.mark.parametrize("fmt", ["table", "wide", "json", "ndjson", "csv", "id"])
+# The quick loop shows a table and CSV on a terminal; the full run every format.
+@pytest.mark.parametrize("fmt", ["table", "csv", *(pytest.param(f, marks=pytest.mark.slow) for f in ("wide", "json", "ndjson", "id"))])
 def test_every_format_on_a_terminal_shows_stored_controls_escaped(backend, fmt):
     store_hostile(backend.url)
     for command in (["items", "list"], ["users", "list"], ["tags", "list"], ["audit", "list"]):
@@ -315,7 +316,7 @@ def test_json_escapes_controls_everywhere_and_csv_stays_exact_off_a_terminal(bac
     assert "T\x1b[31mRED" in as_csv.stdout and "csi\u009b31m" in as_csv.stdout  # byte-exact in a pipe
 
 
-@pytest.mark.parametrize("columns", [40, 80, 100])
+@pytest.mark.parametrize("columns", [40, *(pytest.param(c, marks=pytest.mark.slow) for c in (80, 100))])
 def test_a_table_that_cannot_fit_turns_expanded_and_loses_nothing(backend, columns):
     fill_items(backend.url, 2)
     run_process("--database-url", backend.url, "--as", "dev-user", "items", "create", "a title", "--tag", "alpha", "--tag", "beta", env=process_env())

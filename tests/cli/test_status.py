@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from itemctl import SCHEMA_HEAD
 from tests.conftest import process_env
 
@@ -54,6 +56,7 @@ def test_status_shows_every_check_and_exits_with_the_first_problem(backend, make
     assert code == 7 and "no database configured" in out
 
 
+@pytest.mark.slow  # every everyday command, each as its own process
 def test_a_role_given_db_grants_runs_every_everyday_command_and_no_migration(postgres_admin, make_database, tmp_path):
     url = make_database()
     role = "itemctl_app_rw"

@@ -18,6 +18,8 @@ from sqlalchemy import create_engine, text
 
 from itemctl.cli import app
 
+pytestmark = pytest.mark.slow  # every command against every hostile value
+
 # Options that would leave the sandbox or wait on purpose: shell completion installs into
 # the user's shell files; --database-url is the backend under test; long waits only slow
 # the sweep down.

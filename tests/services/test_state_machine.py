@@ -19,6 +19,8 @@ from itemctl.models import ItemCreate, TagCreate, UserCreate, UserUpdate
 from itemctl.services import items, tags, users
 from itemctl.services.identity import resolve_actor
 
+pytestmark = pytest.mark.slow  # random command sequences
+
 ACTORS = ["root", "ann", "ben"]
 TITLES = ["alpha", "beta", "gamma", "delta"]
 TAGS = ["ops", "Urgent", "x"]
