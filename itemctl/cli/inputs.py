@@ -8,14 +8,15 @@ def open_input(file: str):
     import os
     import sys
 
-    from itemctl.core.errors import InvalidInput, NotFoundError
+    from itemctl.core.errors import InvalidInput
 
     if file == "-":
         return sys.stdin.buffer, None
     try:
         stream = open(file, "rb")  # noqa: SIM115 - the caller closes it
     except FileNotFoundError:
-        raise NotFoundError(f"no such file: {file}") from None
+        # Not found (3) names a missing item, user or tag; a missing input is a bad input.
+        raise InvalidInput(f"no such file: {file}") from None
     except OSError as error:
         raise InvalidInput(f"cannot read {file}: {error.strerror}") from None
     return stream, os.fstat(stream.fileno()).st_size

@@ -114,6 +114,15 @@ def test_readers_fail_as_input_errors(backend, tmp_path):
     assert backend.rows("SELECT count(*) FROM item") == [(0,)]
 
 
+def test_an_input_file_that_does_not_exist_is_invalid_input_naming_it(any_itemctl, backend, tmp_path):
+    """Not found (3) is for items, users and tags; a file that is not there is a bad input (6)."""
+    missing = tmp_path / "nowhere.csv"
+    for args in (["items", "import", str(missing)], ["db", "restore", str(tmp_path / "nowhere.jsonl")]):
+        result = any_itemctl("--as", "root", *args)
+        assert result.exit_code == 6 and "no such file" in result.stderr and "nowhere" in result.stderr, result
+    assert backend.rows("SELECT count(*) FROM item") == [(0,)]
+
+
 def test_an_explicit_sqlite_file_that_does_not_exist_is_created_only_by_migrate(tmp_path):
     typo = tmp_path / "typo.db"
     url = f"sqlite:///{typo}"
