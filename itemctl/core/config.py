@@ -298,7 +298,7 @@ def _from_postgres_keys(layer: Settings) -> str:
 def embedded_path(settings: Settings, where: str = "environment") -> Path:
     if settings.data_dir is not None:
         if not settings.data_dir.strip():
-            raise _empty(f"ITEMCTL_DATA_DIR ({where})")
+            raise _empty(f"ITEMCTL_DATA_DIR ({where})", "a directory")
         base = Path(settings.data_dir)
     else:
         from platformdirs import user_data_path
@@ -336,13 +336,13 @@ def resolve_database(
                 ("POSTGRES_DB", layer.postgres_db),
             ):
                 if value is not None and not value.strip():
-                    raise _empty(f"{variable} ({where})")
+                    raise _empty(f"{variable} ({where})", "a value")
             target = DatabaseTarget(_from_postgres_keys(layer), f"POSTGRES_* ({where})")
             check_url(target.url, target.source)
             return target
     for variable in ("PGHOST", "PGSERVICE"):
         if os.environ.get(variable) == "":
-            raise _empty(f"{variable} (environment)")
+            raise _empty(f"{variable} (environment)", "a host name" if variable == "PGHOST" else "a service name")
     if os.environ.get("PGHOST") or os.environ.get("PGSERVICE"):
         # An empty URL: libpq fills host, port, user, password and database from PG*.
         return DatabaseTarget(LIBPQ_URL, "PGHOST/PGSERVICE (libpq)")
@@ -360,10 +360,10 @@ def resolve_database(
     )
 
 
-def _empty(variable: str) -> DatabaseUnavailable:
+def _empty(variable: str, holds: str = "a database URL") -> DatabaseUnavailable:
     return DatabaseUnavailable(
         f"{variable} is set but empty",
-        hint="give it a database URL, or unset it (a CI secret that did not arrive?)",
+        hint=f"give it {holds}, or unset it (a CI secret that did not arrive?)",
     )
 
 

@@ -267,3 +267,41 @@ def test_sql_shows_what_a_run_would_do_on_this_database(run, make_database):
     downgrade = run("--database-url", url, "db", "downgrade", "-1", "--sql")
     assert downgrade.exit_code == 0 and "Running downgrade 0003 -> 0002" in downgrade.stdout, downgrade
     assert version_rows(url) == ["0003"]  # nothing ran
+
+
+def test_migrate_on_a_busy_sqlite_file_waits_at_most_its_lock_timeout(run, sqlite_database, tmp_path):
+    """Another connection holds the write lock of the file: at head there is nothing to
+    wait for (exit 0); behind head migrate waits --lock-timeout, then exit 4, unchanged."""
+    import sqlite3
+
+    from itemctl.core.config import DatabaseTarget
+    from itemctl.core.db import create_db_engine
+    from itemctl.services.schema import migrate
+
+    at_head = sqlite_database("head.db")
+    behind = f"sqlite:///{tmp_path / 'behind.db'}"
+    engine = create_db_engine(DatabaseTarget(behind, "test"))
+    migrate(engine, revision="0004")
+    engine.dispose()
+    for url, code in ((at_head, 0), (behind, 4)):
+        holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            started = time.monotonic()
+            result = run("--database-url", url, "db", "migrate", "--lock-timeout", "1")
+            elapsed = time.monotonic() - started
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert result.exit_code == code, result
+        assert elapsed < 10, elapsed
+        if code == 4:
+            assert "lock" in result.stderr and "schema is unchanged" in result.stderr, result
+    assert run("--database-url", behind, "db", "current").stdout.strip() == "0004"
+
+
+def test_migrate_into_a_sqlite_url_that_is_a_directory_is_exit_7(run, tmp_path):
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    result = run("--database-url", f"sqlite:///{directory}", "db", "migrate")
+    assert result.exit_code == 7 and "not usable" in result.stderr, result

@@ -124,7 +124,7 @@ def test_stdin_formats_and_dry_run(alice, pg_url):
 
 
 def test_file_level_errors(alice, tmp_path):
-    assert alice("items", "import", str(tmp_path / "missing.csv")).exit_code == 3
+    assert alice("items", "import", str(tmp_path / "missing.csv")).exit_code == 6  # a bad input, not a missing item
     odd = tmp_path / "items.txt"
     odd.write_text("title\nx\n")
     unknown = alice("items", "import", str(odd))

@@ -270,6 +270,8 @@ def test_an_empty_database_setting_is_refused_naming_it(tmp_path, settings, name
     env.update(settings)
     code, _, stderr = run_env(env, "items", "list", cwd=tmp_path)
     assert code == 7 and f"{named} (environment) is set but empty" in one_error(stderr), stderr
+    wanted = {"ITEMCTL_DATA_DIR": "a directory", "PGHOST": "a host name", "PGSERVICE": "a service name"}.get(named, "a value")
+    assert f"give it {wanted}" in stderr, stderr  # the hint asks for what the variable holds
     assert os.listdir(tmp_path) == []  # no database was created anywhere
 
 

@@ -8,6 +8,8 @@ in the audit trail, all in the one transaction it commits or rolls back.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, exc
@@ -17,7 +19,9 @@ from itemctl.core.errors import (
     INSUFFICIENT_PRIVILEGE,
     QUERY_CANCELED,
     READ_ONLY,
+    DatabaseUnavailable,
     ItemctlError,
+    LockTimeout,
     SchemaError,
     classify,
     is_unreachable,
@@ -29,6 +33,7 @@ from itemctl.services.schema.guard import lost_between, refusal, schema_columns
 from itemctl.services.schema.head import (
     alembic_config,
     alembic_quietly,
+    current,
     head_revision,
     history_order,
     is_newer,
@@ -70,10 +75,19 @@ def migrate(
     """
     from alembic import command
 
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        # Read first, as any reader, without the file's write lock: at head, or at a
+        # revision a newer itemctl made, there is nothing to wait for.
+        before = current(engine)
+        if is_newer(before):
+            return MigrationResult(before, before, newer=True)
+        if revision == "head" and before == head_revision():
+            return MigrationResult(before, before)
     attempt = 0
     while True:
         try:
-            with engine.connect() as connection, connection.begin():
+            with engine.connect() as connection, _busy_timeout(connection, lock_timeout if sqlite else None), connection.begin():
                 lock_and_limit(connection, lock_timeout, statement_timeout, wait=wait, on_notice=on_notice)
                 before = revision_in_transaction(connection)
                 if is_newer(before):
@@ -87,6 +101,16 @@ def migrate(
         except exc.DBAPIError as error:
             if is_unreachable(error) or sqlstate_of(error) in (READ_ONLY, QUERY_CANCELED, INSUFFICIENT_PRIVILEGE):
                 raise  # not the migration's fault: classified like any command's (42501: exit 5)
+            classified = classify(error) if sqlite else None
+            if isinstance(classified, DatabaseUnavailable):
+                raise  # a file SQLite cannot open or use: exit 7, as for any command
+            if isinstance(classified, LockTimeout):
+                raise LockTimeout(
+                    f"gave up after {lock_timeout:g} s waiting for the write lock another connection holds "
+                    "on the database file; the schema is unchanged",
+                    hint="let that command finish, or raise {lock_timeout}",
+                    fields=("lock_timeout",),
+                ) from error
             if not is_lock_timeout(error):
                 raise SchemaError(
                     f"migration failed, the schema is unchanged: {primary_message(error)}",
@@ -113,6 +137,22 @@ def migrate(
                 f"migration failed, the schema is unchanged: {primary_message(error)}",
                 hint="fix the migration or the data it names, then run `itemctl db migrate` again",
             ) from error
+
+
+@contextmanager
+def _busy_timeout(connection: Connection, seconds: float | None) -> Iterator[None]:
+    """On SQLite, how long BEGIN IMMEDIATE waits for the file's write lock: the run's
+    lock timeout, set before the transaction begins and put back after it."""
+    if seconds is None:
+        yield
+        return
+    sqlite = connection.connection.driver_connection  # no statement yet: nothing begun
+    previous = sqlite.execute("PRAGMA busy_timeout").fetchone()[0]
+    sqlite.execute(f"PRAGMA busy_timeout = {max(int(seconds * 1000), 1)}")
+    try:
+        yield
+    finally:
+        sqlite.execute(f"PRAGMA busy_timeout = {int(previous)}")
 
 
 def downgrade(engine: Engine, *, revision: str, actor: str | None = None, dry_run: bool = False) -> MigrationResult:
