@@ -167,10 +167,33 @@ def restore(
             raise InvalidInput(f"line {header_line} of the dump: {error}; nothing was restored") from None
         # Wrapped by SQLAlchemy (SQLite) or straight from psycopg's COPY (PostgreSQL).
         if isinstance(error, exc.IntegrityError) or (sqlstate_of(error) or "").startswith("23"):
-            raise InvalidInput(f"{_repeated_item(stream)}; nothing was restored") from None
+            raise InvalidInput(f"{_repeated(stream, error)}; nothing was restored") from None
         raise
     audit.record(session, actor=actor, action="db.restore", target=header["revision"], details=dict(summary.counts))
     return summary
+
+
+# What a unique index of each table refused, when the dump's own checks let it through:
+# the database folds some names together that Python's rules keep apart.
+_REFUSED = {
+    "item_tag": "an item names the same tag twice, in spellings this database folds together",
+    "tag": "the dump holds two tags with the same id, or names this database folds to the same lower case "
+    "(such as 'İ' and 'i' on PostgreSQL)",
+    "user": "the dump holds two users with the same id, or usernames this database takes for the same",
+}
+
+
+def _repeated(stream: IO[bytes], error: BaseException) -> str:
+    """What a unique index refused: the table its constraint belongs to, then for items,
+    which one by its line."""
+    driver = getattr(error, "orig", None) or error
+    diag = getattr(driver, "diag", None)
+    if diag is not None:  # PostgreSQL names the table (never read the values in its detail)
+        named = f"{diag.table_name or ''} {diag.constraint_name or ''}"
+    else:  # SQLite: "UNIQUE constraint failed: tag.id" or "…: index 'uq_tag_lower_name'"
+        named = str(driver).partition("\n")[0]
+    table = next((table for table in ("item_tag", "item", "tag", "user") if table in named), "item")
+    return _REFUSED[table] if table in _REFUSED else _repeated_item(stream)
 
 
 def _repeated_item(stream: IO[bytes]) -> str:

@@ -239,3 +239,15 @@ def test_a_dump_cut_inside_a_line_or_with_a_malformed_trailer(run, pg_url, sqlit
     (tmp_path / "odd.jsonl").write_text("\n".join(lines[:-1] + [json.dumps({**json.loads(lines[-1]), "extra": 1})]) + "\n")
     result = run("--database-url", sqlite_url("b.db"), "db", "restore", str(tmp_path / "odd.jsonl"))
     assert result.exit_code == 6 and "the trailer must hold exactly" in result.stderr, result
+
+
+def test_tags_the_target_takes_for_one_are_named_as_tags_not_items(run, pg_url, sqlite_url, tmp_path):
+    """Two tags whose names PostgreSQL's lower() folds together ('İ' and 'i') but the dump's
+    own checks do not: the message speaks of tags, never of items."""
+    source = sqlite_url("source.db")
+    for name in ("İ", "i"):
+        assert run("--database-url", source, "--as", "root", "tags", "create", name).exit_code == 0
+    dump = tmp_path / "twins.jsonl"
+    dump.write_text(run("--database-url", source, "db", "dump").stdout, encoding="utf-8")
+    result = run("--database-url", pg_url, "db", "restore", str(dump))
+    assert result.exit_code == 6 and "tag" in result.stderr and "item" not in result.stderr, result
