@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 # cheap query, without loading Alembic (a database at any other revision was migrated by
 # a newer itemctl); a test keeps both equal to migrations/versions. Kept here, not in
 # models, so that `itemctl --version` can name the head without importing SQLModel.
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
 SCHEMA_HEAD = KNOWN_REVISIONS[-1]
 
 # The longest wait, in seconds, both servers take for --lock-timeout and

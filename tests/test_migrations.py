@@ -119,5 +119,40 @@ def test_the_database_fills_in_timestamps_for_other_writers(request, engine_fixt
 
 def test_0005_goes_down_and_up_again_on_sqlite(sqlite_engine):
     migrate.downgrade(sqlite_engine, revision="0004")
-    assert migrate.migrate(sqlite_engine).applied == ["0005"]
+    assert migrate.migrate(sqlite_engine).applied[0] == "0005"
     assert migrate.check(sqlite_engine).ok
+
+
+# -- 0006: İ folds to i on both backends -------------------------------------------------------
+
+
+def test_dotted_capital_i_is_one_tag_with_i_on_both_backends(any_itemctl):
+    assert any_itemctl("--as", "root", "tags", "create", "İstanbul").exit_code == 0
+    twin = any_itemctl("--as", "root", "tags", "create", "istanbul")
+    assert twin.exit_code == 4 and "already exists" in twin.stderr, twin
+    assert any_itemctl("--as", "root", "items", "create", "trip", "--tag", "ISTANBUL", "-o", "json").json()["tags"] == ["İstanbul"]
+
+
+def test_0006_refuses_sqlite_tags_it_would_merge_and_reindexes_the_rest(sqlite_engine):
+    import sqlite3
+    import uuid
+
+    from sqlalchemy import text
+
+    migrate.downgrade(sqlite_engine, revision="0005")
+    # Written by an itemctl of 0005, whose lower() kept İ apart from i.
+    older = sqlite3.connect(sqlite_engine.url.database)
+    older.create_function("lower", 1, lambda v: "".join(c.lower() if len(c.lower()) == 1 else c for c in v), deterministic=True)
+    with older:
+        for name in ("İ", "i", "İzmir"):
+            older.execute("INSERT INTO tag (id, name) VALUES (?, ?)", (uuid.uuid4().hex, name))
+    older.close()
+    with pytest.raises(Exception, match="'\\\\u0130', 'i'|'i', '\\\\u0130'"):
+        migrate.migrate(sqlite_engine)
+    assert migrate.current(sqlite_engine) == "0005"
+    with sqlite_engine.begin() as conn:
+        conn.execute(text("DELETE FROM tag WHERE name = 'i'"))
+    assert migrate.migrate(sqlite_engine).applied == ["0006"]
+    with sqlite_engine.connect() as conn:  # the index agrees with the folding now in use
+        assert conn.execute(text("SELECT name FROM tag WHERE lower(name) = 'izmir'")).scalar_one() == "İzmir"
+        assert conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"

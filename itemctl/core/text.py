@@ -60,13 +60,13 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
 def fold_case(text: str) -> str:
     """Lower case as PostgreSQL's ``lower()`` does (libc ``towlower``): letter by letter,
     for every script, without Python's context rules (a final ``Σ`` becomes ``σ``, not
-    ``ς``) or expansions (``İ`` stays one letter)."""
+    ``ς``) or expansions: each letter becomes one letter, its simple lower case (``İ``,
+    whose full lower case is ``i`` and a combining dot, becomes ``i``; migration 0006)."""
     return "".join(_fold_letter(c) for c in text) if not text.isascii() else text.lower()
 
 
 def _fold_letter(character: str) -> str:
-    lowered = character.lower()
-    return lowered if len(lowered) == 1 else character
+    return character.lower()[0]
 
 
 _SURROGATE = re.compile("[\udc80-\udcff]")

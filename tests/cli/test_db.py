@@ -73,7 +73,7 @@ def test_downgrade_needs_yes_without_a_terminal(run, make_database):
     refused = run("--database-url", url, "db", "downgrade", "base")
     assert refused.exit_code == 2 and "--yes" in refused.stderr
     assert version_rows(url) == [SCHEMA_HEAD]
-    two_back = run("--database-url", url, "db", "downgrade", "-4", "--yes")
+    two_back = run("--database-url", url, "db", "downgrade", "-5", "--yes")
     assert two_back.exit_code == 0, two_back
     assert "audit_log" not in tables(url) and version_rows(url) == ["0001"]
     done = run("--database-url", url, "db", "downgrade", "base", "--yes")

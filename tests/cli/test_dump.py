@@ -241,13 +241,25 @@ def test_a_dump_cut_inside_a_line_or_with_a_malformed_trailer(run, pg_url, sqlit
     assert result.exit_code == 6 and "the trailer must hold exactly" in result.stderr, result
 
 
-def test_tags_the_target_takes_for_one_are_named_as_tags_not_items(run, pg_url, sqlite_url, tmp_path):
-    """Two tags whose names PostgreSQL's lower() folds together ('İ' and 'i') but the dump's
-    own checks do not: the message speaks of tags, never of items."""
-    source = sqlite_url("source.db")
-    for name in ("İ", "i"):
-        assert run("--database-url", source, "--as", "root", "tags", "create", name).exit_code == 0
-    dump = tmp_path / "twins.jsonl"
-    dump.write_text(run("--database-url", source, "db", "dump").stdout, encoding="utf-8")
-    result = run("--database-url", pg_url, "db", "restore", str(dump))
-    assert result.exit_code == 6 and "tag" in result.stderr and "item" not in result.stderr, result
+@pytest.mark.parametrize(
+    ("table", "constraint", "sqlite_message", "named"),
+    [
+        ("tag", "uq_tag_lower_name", "UNIQUE constraint failed: index 'uq_tag_lower_name'", "two tags"),
+        ("user", "uq_user_username", "UNIQUE constraint failed: user.username", "two users"),
+        ("item_tag", "pk_item_tag", "UNIQUE constraint failed: item_tag.item_id, item_tag.tag_id", "same tag twice"),
+    ],
+)
+def test_a_unique_index_refusing_tags_or_users_names_them_not_items(table, constraint, sqlite_message, named):
+    """What the target's own folding merges, and the dump's checks could not see (another
+    PostgreSQL locale's lower(), say): the message names the table that refused, from
+    PostgreSQL's diagnostics or SQLite's message, never "items", never the values."""
+    import io
+    import sqlite3
+    from types import SimpleNamespace
+
+    from itemctl.services.dump import _repeated
+
+    postgres = SimpleNamespace(diag=SimpleNamespace(table_name=table, constraint_name=constraint))
+    for error in (postgres, sqlite3.IntegrityError(sqlite_message)):
+        message = _repeated(io.BytesIO(b""), error)
+        assert named in message and "items" not in message, message
