@@ -76,14 +76,8 @@ def migrate(
     from alembic import command
 
     sqlite = engine.dialect.name == "sqlite"
-    if sqlite:
-        # Read first, as any reader, without the file's write lock: at head, or at a
-        # revision a newer itemctl made, there is nothing to wait for.
-        before = current(engine)
-        if is_newer(before):
-            return MigrationResult(before, before, newer=True)
-        if revision == "head" and before == head_revision():
-            return MigrationResult(before, before)
+    if sqlite and (done := _nothing_to_do(engine, revision)) is not None:
+        return done
     attempt = 0
     while True:
         try:
@@ -99,23 +93,7 @@ def migrate(
                     _audit(connection, "db.migrate", actor, before, after, drops)
             return MigrationResult(before, after, _applied_between(before, after), drops)
         except exc.DBAPIError as error:
-            if is_unreachable(error) or sqlstate_of(error) in (READ_ONLY, QUERY_CANCELED, INSUFFICIENT_PRIVILEGE):
-                raise  # not the migration's fault: classified like any command's (42501: exit 5)
-            classified = classify(error) if sqlite else None
-            if isinstance(classified, DatabaseUnavailable):
-                raise  # a file SQLite cannot open or use: exit 7, as for any command
-            if isinstance(classified, LockTimeout):
-                raise LockTimeout(
-                    f"gave up after {lock_timeout:g} s waiting for the write lock another connection holds "
-                    "on the database file; the schema is unchanged",
-                    hint="let that command finish, or raise {lock_timeout}",
-                    fields=("lock_timeout",),
-                ) from error
-            if not is_lock_timeout(error):
-                raise SchemaError(
-                    f"migration failed, the schema is unchanged: {primary_message(error)}",
-                    hint="fix the migration or the database, then run `itemctl db migrate` again",
-                ) from error
+            _raise_unless_retryable(error, sqlite=sqlite, lock_timeout=lock_timeout)
             attempt += 1
             if attempt > LOCK_RETRIES:
                 holder = lock_holders(engine)
@@ -137,6 +115,38 @@ def migrate(
                 f"migration failed, the schema is unchanged: {primary_message(error)}",
                 hint="fix the migration or the data it names, then run `itemctl db migrate` again",
             ) from error
+
+
+def _nothing_to_do(engine: Engine, revision: str) -> MigrationResult | None:
+    """SQLite: read first, as any reader, without the file's write lock; at head, or at a
+    revision a newer itemctl made, there is nothing to wait for."""
+    before = current(engine)
+    if is_newer(before):
+        return MigrationResult(before, before, newer=True)
+    if revision == "head" and before == head_revision():
+        return MigrationResult(before, before)
+    return None
+
+
+def _raise_unless_retryable(error: exc.DBAPIError, *, sqlite: bool, lock_timeout: float) -> None:
+    """What a failed run says; it returns only for a lock timeout, which is tried again."""
+    if is_unreachable(error) or sqlstate_of(error) in (READ_ONLY, QUERY_CANCELED, INSUFFICIENT_PRIVILEGE):
+        raise error  # not the migration's fault: classified like any command's (42501: exit 5)
+    classified = classify(error) if sqlite else None
+    if isinstance(classified, DatabaseUnavailable):
+        raise error  # a file SQLite cannot open or use: exit 7, as for any command
+    if isinstance(classified, LockTimeout):
+        raise LockTimeout(
+            f"gave up after {lock_timeout:g} s waiting for the write lock another connection holds "
+            "on the database file; the schema is unchanged",
+            hint="let that command finish, or raise {lock_timeout}",
+            fields=("lock_timeout",),
+        ) from error
+    if not is_lock_timeout(error):
+        raise SchemaError(
+            f"migration failed, the schema is unchanged: {primary_message(error)}",
+            hint="fix the migration or the database, then run `itemctl db migrate` again",
+        ) from error
 
 
 @contextmanager
