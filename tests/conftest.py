@@ -51,6 +51,17 @@ def pytest_cmdline_main(config):
         option.numprocesses = 2
 
 
+def pytest_configure(config):
+    """Compile itemctl's own modules (and its migrations) once: the processes the tests start would otherwise
+    compile them on every start (PYTHONDONTWRITEBYTECODE=1 keeps Python from saving them,
+    and an editable install is not compiled by ``uv sync``)."""
+    if not hasattr(config, "workerinput"):
+        import compileall
+
+        for package in ("itemctl", "migrations"):
+            compileall.compile_dir(ROOT / package, quiet=2)
+
+
 def database_url(name: str) -> str:
     base, _, _ = PG_URL.rpartition("/")
     return f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)

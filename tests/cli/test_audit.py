@@ -77,14 +77,12 @@ def test_audit_entries_have_stable_ids(any_itemctl):
     assert any_itemctl("--as", "root", "audit", "list", "-o", "json").json() == listed
 
 
-def test_audit_queries_by_target_time_and_database_role(backend, tmp_path):
-    """As an operator builds an incident timeline: subprocesses, parsed JSON, both backends."""
+def test_audit_queries_by_target_time_and_database_role(any_itemctl, backend):
+    """As an operator builds an incident timeline: parsed JSON, both backends."""
     import json
 
-    from tests.conftest import run_process
-
     def itemctl(*args):
-        result = run_process("--database-url", backend.url, "--as", "root", *args)
+        result = any_itemctl("--as", "root", *args)
         return result.exit_code, result.stdout, result.stderr
 
     itemctl("users", "create", "root", "--admin")

@@ -170,6 +170,7 @@ def test_password_from_pgpassword_is_never_printed(empty_db):
 # -- the wheel ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # builds the wheel and installs it into a new environment
 def test_migrate_from_an_installed_wheel_outside_the_checkout(tmp_path, make_database):
     import subprocess
 

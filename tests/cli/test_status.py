@@ -135,9 +135,14 @@ def test_a_server_that_never_answers_is_unreachable_not_a_bug():
     silent.bind(("127.0.0.1", 0))
     silent.listen(10)
     url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
+    commands = (["items", "list", "-o", "json"], ["db", "migrate"], ["status"])
     try:
-        for args in (["items", "list", "-o", "json"], ["db", "migrate"], ["status"]):
-            code, out, err = itemctl("--database-url", url, "--connect-timeout", "1", *args)
+        # Each waits out its connect timeout: the three at once.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(commands)) as pool:
+            results = list(pool.map(lambda args: itemctl("--database-url", url, "--connect-timeout", "1", *args), commands))
+        for args, (code, out, err) in zip(commands, results):
             assert code == 7 and "unreachable" in out + err and "internal error" not in err, (args, out, err)
     finally:
         silent.close()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import run_process
 
-
-def test_sync_makes_one_owners_items_equal_to_the_file(backend, tmp_path):
+def test_sync_makes_one_owners_items_equal_to_the_file(any_itemctl, tmp_path):
     def itemctl(*args):
-        result = run_process("--database-url", backend.url, "--as", "root", *args)
+        result = any_itemctl("--as", "root", *args)
         return result.exit_code, result.stdout, result.stderr
 
     def titles(owner):
