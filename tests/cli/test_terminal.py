@@ -45,6 +45,12 @@ def test_completion_offers_tags_and_usernames(itemctl, pg_url):
     assert complete("itemctl users get al", "postgresql://nobody@127.0.0.1:1/none") == []
 
 
+def test_completion_takes_a_typed_wildcard_literally(any_itemctl, backend):
+    any_itemctl("--as", "alice", "items", "create", "x", "--tag", "50%_off", "--tag", "500")
+    assert complete("itemctl items list --tag 50%", backend.url) == ["50%_off"]
+    assert complete("itemctl items list --tag 5_", backend.url) == []
+
+
 def on_a_terminal(*args: str, stream: str = "stderr", **env: str) -> tuple[int, str]:
     """Run itemctl with ``stream`` (stdout or stderr) on a pseudo-terminal, as a person
     would see it; the other one goes nowhere."""
