@@ -40,7 +40,7 @@ def list_command(
     Example: itemctl --as root audit list --db-role app_importer --since 24h -o wide
     """
     from itemctl.services import audit
-    from itemctl.services.items import parse_timestamp
+    from itemctl.services.reads import parse_timestamp
 
     after = parse_timestamp(since, "--since")
     before = parse_timestamp(until, "--until")

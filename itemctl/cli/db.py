@@ -393,7 +393,7 @@ def grants_command(
     """
     from itemctl.core.errors import DatabaseUnavailable, NotFoundError
     from itemctl.core.db import reader
-    from itemctl.services import grants, schema
+    from itemctl.services import grants
 
     state = ctx.obj
     if not state.config().database.is_postgres:

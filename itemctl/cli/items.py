@@ -11,7 +11,7 @@ import typer
 from itemctl.cli.completion import complete_tags, complete_usernames
 from itemctl.cli.output import OutputOption, echo_data, emit
 from itemctl.cli.prompts import confirm, must_ask
-from itemctl.cli.runtime import command_session
+from itemctl.cli.runtime import command_session, read_session
 from itemctl.core.logging import notice
 
 app = typer.Typer(help="Manage items.", no_args_is_help=True)
@@ -29,6 +29,9 @@ class SortOrder(str, Enum):
 
 ITEM_COLUMNS = ("id", "title", "description", "owner", "tags", "created_at", "updated_at")
 ITEM_TABLE_COLUMNS = ("id", "title", "owner", "tags", "updated_at")  # -o wide shows them all
+# CSV output is what `items import` reads: the fields of models.item.IMPORT_FIELDS (a test
+# holds the two equal; the models are not imported for a listing).
+ITEM_CSV_COLUMNS = ("title", "description", "owner", "tags")
 
 # The list filters, shared by list, count and export.
 OwnerFilter = Annotated[
@@ -59,7 +62,7 @@ IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Item UUID or a un
 def item_filters(owner, mine, tags, search, created_after, created_before):
     """The services' ItemFilters from the shared options."""
     from itemctl.core.errors import UsageError
-    from itemctl.services.items import ItemFilters, parse_timestamp
+    from itemctl.services.reads import ItemFilters, parse_timestamp
 
     if owner and mine:
         raise UsageError("--owner and --mine cannot be combined")
@@ -74,9 +77,7 @@ def item_filters(owner, mine, tags, search, created_after, created_before):
 
 
 def _emit_items(records, output) -> None:
-    from itemctl.models.item import IMPORT_FIELDS  # CSV output is what `items import` reads
-
-    emit(records, output, columns=ITEM_COLUMNS, csv_columns=IMPORT_FIELDS, table_columns=ITEM_TABLE_COLUMNS)
+    emit(records, output, columns=ITEM_COLUMNS, csv_columns=ITEM_CSV_COLUMNS, table_columns=ITEM_TABLE_COLUMNS)
 
 
 @app.command("list")
@@ -102,14 +103,12 @@ def list_command(
     Example: itemctl items list --tag urgent --search report -o json
     Next page: itemctl items list --after "$(itemctl items list -o id | tail -n 1)"
     """
-    from itemctl.services import items
+    from itemctl.services import reads
 
     filters = item_filters(owner, mine, tag, search, created_after, created_before)
-    with command_session(ctx.obj, writes=False) as (session, actor):
-        page = items.list_items(
-            session=session, actor=actor, filters=filters, limit=limit, offset=offset, after=after, sort=sort.value
-        )
-    _emit_items([item.model_dump(mode="json") for item in page], output)
+    with read_session(ctx.obj) as (db, actor):
+        page = reads.list_items(db=db, actor=actor, filters=filters, limit=limit, offset=offset, after=after, sort=sort.value)
+    _emit_items(page, output)
 
 
 @app.command("count")
@@ -131,11 +130,11 @@ def count_command(
     """
     import json
 
-    from itemctl.services import items
+    from itemctl.services import reads
 
     filters = item_filters(owner, mine, tag, search, created_after, created_before)
-    with command_session(ctx.obj, writes=False) as (session, actor):
-        total = items.count_items(session=session, actor=actor, filters=filters)
+    with read_session(ctx.obj) as (db, actor):
+        total = reads.count_items(db=db, actor=actor, filters=filters)
     echo_data(json.dumps({"count": total}) if output is CountFormat.json else str(total), json=output is CountFormat.json)
 
 
@@ -145,11 +144,11 @@ def get_command(ctx: typer.Context, item_id: IdArgument, output: OutputOption = 
 
     Example: itemctl items get 3f2a9c1b -o json
     """
-    from itemctl.services import items
+    from itemctl.services import reads
 
-    with command_session(ctx.obj, writes=False) as (session, _actor):
-        item = items.get_item(session=session, ref=item_id)
-    _emit_items(item.model_dump(mode="json"), output)
+    with read_session(ctx.obj) as (db, _actor):
+        item = reads.get_item(db=db, ref=item_id)
+    _emit_items(item, output)
 
 
 @app.command("create")
@@ -315,7 +314,7 @@ def _delete_where(ctx: typer.Context, filters, *, yes: bool, dry_run: bool, outp
     if dry_run:
         with command_session(ctx.obj, writes=False) as (session, actor):
             count = items.count_to_delete(session=session, actor=actor, filters=filters)
-            _emit_items((i.model_dump(mode="json") for i in items.items_matching(session=session, actor=actor, filters=filters)), output)
+            _emit_items(items.items_matching(session=session, actor=actor, filters=filters), output)
         notice(f"would delete {count} item(s) matching {shown}; nothing was deleted (--dry-run)")
         return
     if must_ask(yes=yes, what="delete"):

@@ -6,7 +6,6 @@ stdout; everything for people goes to stderr.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from enum import Enum

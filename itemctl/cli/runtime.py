@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from itemctl.core.config import Config
     from itemctl.models import User
+    from itemctl.services.reads import Actor
+    from itemctl.store.driver import Reader
 
 
 @dataclass(eq=False)
@@ -172,6 +174,49 @@ def command_session(
 
                 session.info[TAKE_WRITE_LOCK] = take_write_lock
             yield session, user
+
+
+@contextmanager
+def read_session(state: State) -> Iterator[tuple[Reader, Actor]]:
+    """The transaction of a command that only reads (``items list``, ``get``, ``count``,
+    ``users whoami``): the driver's own connection, without SQLAlchemy or the ORM.
+
+    It checks the schema and finds the actor in one query. A database the driver alone
+    cannot open (a file to create or migrate, a URL only SQLAlchemy reads), or one not at
+    this itemctl's head, goes through the engine (``command_session``): it migrates the
+    embedded default, or says what is wrong, and the read then runs on that connection.
+    """
+    from itemctl import SCHEMA_HEAD
+    from itemctl.core.errors import Interrupted
+    from itemctl.services.reads import NotAtHead, start
+    from itemctl.store import driver
+
+    config = state.config()
+    with database_errors(state):
+        db = driver.connect(config)
+        if db is not None:
+            try:
+                actor = start(db, config, SCHEMA_HEAD)
+            except NotAtHead:
+                db.finish()
+                db = None
+            except BaseException:
+                db.finish()
+                raise
+    if db is None:
+        with command_session(state, writes=False, actor=False) as (session, _):
+            db = driver.Reader.of(session.connection())
+            with database_errors(state):
+                actor = start(db, config, SCHEMA_HEAD)
+            yield db, actor
+        return
+    try:
+        with database_errors(state):
+            yield db, actor
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; nothing was changed") from None
+    finally:
+        db.finish()
 
 
 def _migrate_embedded(engine: Engine) -> None:

@@ -10,7 +10,7 @@ import typer
 from itemctl.cli.completion import complete_usernames
 from itemctl.cli.output import OutputOption, emit
 from itemctl.cli.prompts import confirm, must_ask
-from itemctl.cli.runtime import command_session
+from itemctl.cli.runtime import command_session, read_session
 from itemctl.core.logging import notice
 
 app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -62,16 +62,13 @@ def whoami_command(ctx: typer.Context, output: OutputOption = None) -> None:
 
     Example: itemctl --as alice users whoami -o json
     """
-    from sqlalchemy import inspect
+    from itemctl.services import reads
 
-    from itemctl.services import users
-
-    with command_session(ctx.obj, writes=False) as (session, actor):
-        record = users.public_user(session=session, user=actor)
-        stored = inspect(actor).persistent
-    if not stored:
+    with read_session(ctx.obj) as (db, actor):
+        record = reads.whoami(db=db, actor=actor)
+    if not actor.stored:
         notice(f"user {actor.username!r} does not exist yet: the first command that changes data creates it")
-    _emit_users(record.model_dump(mode="json"), output)
+    _emit_users(record, output)
 
 
 @app.command("create")

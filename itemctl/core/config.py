@@ -111,9 +111,13 @@ class DatabaseTarget:
         """The role a PostgreSQL connection logs in as: the URL's user, else libpq's."""
         if not self.is_postgres:
             return None
-        from sqlalchemy.engine import make_url
+        from itemctl.core.urls import BadURL, parse_url
 
-        return make_url(self.url).username or _libpq_defaults().get("user")
+        try:
+            username = parse_url(self.url)["username"]
+        except BadURL:
+            username = None
+        return username or _libpq_defaults().get("user")
 
     def display(self) -> str:
         """The URL with its password hidden, and where it came from; a database libpq
@@ -136,7 +140,6 @@ def _libpq_defaults() -> dict[str, str | None]:
 def _libpq_resolved() -> str:
     """``postgresql://USER@HOST:PORT/DB`` as libpq's defaults resolve it (PGHOST, PGPORT,
     PGUSER, PGDATABASE), with the service named when PGSERVICE chose it."""
-    from psycopg import pq
 
     values = _libpq_defaults()
     user = values.get("user") or ""
@@ -237,23 +240,21 @@ def _check_libpq_url(url: str, source: str) -> None:
 
 def check_url(url: str, source: str) -> None:
     """Exit 7 for a URL that is not one: unknown scheme or driver, bad port, not a URL."""
-    from sqlalchemy.engine import make_url
+    from itemctl.core.urls import BadURL, parse_url
 
     shown = hide_password(url)
     if url.startswith("postgresql"):
         _check_libpq_url(url, source)
     try:
-        parsed = make_url(url)
-        parsed.port  # noqa: B018 - a non-numeric port fails here
-    except Exception as error:  # ArgumentError, ValueError: not a URL we can use
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        parsed = parse_url(url)
+    except BadURL as error:
         raise DatabaseUnavailable(
-            f"invalid database URL from {source}: {reason}",
+            f"invalid database URL from {source}: {error}",
             hint="use postgresql://USER@HOST:PORT/DB or sqlite:///PATH",
         ) from None
-    if parsed.drivername not in SUPPORTED_SCHEMES:
+    if parsed["drivername"] not in SUPPORTED_SCHEMES:
         raise DatabaseUnavailable(
-            f"unsupported database URL {shown!r} from {source}: {parsed.drivername} is not supported",
+            f"unsupported database URL {shown!r} from {source}: {parsed['drivername']} is not supported",
             hint="itemctl speaks PostgreSQL (postgresql://, through psycopg 3) and SQLite (sqlite:///PATH)",
         )
 

@@ -11,7 +11,8 @@ from sqlmodel import Session
 
 from itemctl.core.config import DatabaseTarget
 from itemctl.core.errors import DatabaseUnavailable, Interrupted, is_unreachable
-from itemctl.core.text import fold_case
+from itemctl.core.text import unicode_lower
+from itemctl.core.timeouts import transaction_settings
 from itemctl.core.logging import is_verbose, log_statements
 
 def create_db_engine(
@@ -71,36 +72,13 @@ def _make_data_dir(target: DatabaseTarget) -> None:
         ) from None
 
 
-def set_local_timeout(name: str, seconds: float) -> str:
-    """``SET LOCAL lock_timeout = '5000ms'``: a PostgreSQL timeout (``lock_timeout``,
-    ``statement_timeout``) in whole milliseconds, for the rest of the transaction only."""
-    return f"SET LOCAL {name} = '{milliseconds(seconds)}'"
-
-
-def milliseconds(seconds: float) -> str:
-    """A PostgreSQL duration setting in whole milliseconds: ``5000ms``."""
-    return f"{int(seconds * 1000)}ms"
-
-
-# The server checks every second that the client is still there (PostgreSQL 14+): a
-# command ended by Ctrl-C or kill stops its query and lets go of its locks at once,
-# instead of running on until it would have written its answer.
-CHECK_CONNECTION = "SET LOCAL client_connection_check_interval = '1s'"
-
-
 def _postgres_lock_timeout(engine: Engine, seconds: float) -> None:
-    """Each transaction starts with the lock timeout and the connection check, in one
-    round trip (``set_config(…, true)`` is ``SET LOCAL``)."""
-    setting = set_local_timeout("lock_timeout", seconds)
-    both = (
-        f"SELECT set_config('lock_timeout', '{milliseconds(seconds)}', true), "
-        "set_config('client_connection_check_interval', '1s', true)"
-    )
+    """Each transaction starts with the lock timeout and the connection check."""
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        checks = (conn.dialect.server_version_info or (0,)) >= (14,)
-        conn.exec_driver_sql(both if checks else setting)
+        major = (conn.dialect.server_version_info or (0,))[0]
+        conn.exec_driver_sql(transaction_settings(seconds, major))
 
 
 def lock_holders(engine: Engine) -> str | None:
@@ -142,11 +120,6 @@ def lock_holders(engine: Engine) -> str | None:
     else:
         age = f"in its transaction for {seconds} s"
     return f"pid {pid}, role {role} (application_name {application or '(none)'!r}, {age})"
-
-
-def unicode_lower(value):
-    """lower() for every script, as PostgreSQL's is: ``Ärger`` and ``ärger`` fold together."""
-    return fold_case(value) if isinstance(value, str) else value
 
 
 def _null_pool():

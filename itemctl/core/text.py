@@ -90,3 +90,10 @@ def shown(value: str) -> str:
     if len(text) > SHOWN_LENGTH:
         return f"'{text[:SHOWN_LENGTH]}…' ({len(value):,} characters)"
     return f"'{text}'"
+
+
+def unicode_lower(value):
+    """lower() for every script, as PostgreSQL's is: ``Ärger`` and ``ärger`` fold together
+    (registered as SQLite's ``lower`` on every connection; it also serves SQLite's
+    expression indexes on lower(tag.name) and lower(user.email), and LIKE through lower())."""
+    return fold_case(value) if isinstance(value, str) else value

@@ -2,113 +2,25 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Literal
 
-from sqlalchemy import and_, delete, exists, func, literal, literal_column, or_, text, tuple_
+from sqlalchemy import and_, delete, func, literal_column, or_, text
 from sqlmodel import Session, select
 
-from itemctl.core.errors import ConflictError, InvalidInput, NotFoundError, PermissionDenied, UsageError
-from itemctl.core.text import clean_text, fold_case
+from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied, UsageError
 from itemctl.models import Item, ItemCreate, ItemPublic, ItemTag, ItemUpdate, Tag, User
 from itemctl.models.base import utcnow
-from itemctl.services import audit
+from itemctl.services import audit, reads
+from itemctl.services.reads import ItemFilters, check_matches, filter_sql, id_digits, id_range
 from itemctl.services.common import Notify, conflict_on_duplicate, quiet
 from itemctl.services.identity import require_admin, require_owner_or_admin
 from itemctl.services.tags import ensure_tags, find_tags, tag_order
 from itemctl.services.users import get_user
-
-Sort = Literal["newest", "oldest", "title"]
-MAX_LIMIT = 10_000
-PREFIX_MIN = 8
-_HEX = re.compile(r"[0-9a-f]+")
-
-
-@dataclass
-class ItemFilters:
-    """The filters shared by ``items list``, ``items count`` and ``items export``.
-
-    A filter given with an empty value is refused (exit 6), never taken as "no filter": a
-    script whose variable is unset must not widen a listing, an export or a delete. Text
-    is compared in NFC, as it is stored.
-    """
-
-    owner: str | None = None
-    mine: bool = False
-    tags: list[str] = field(default_factory=list)
-    search: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-    def __post_init__(self) -> None:
-        for name, value in (("owner", self.owner), ("search", self.search), *(("tag", t) for t in self.tags)):
-            if value is not None and not value.strip():
-                raise InvalidInput(
-                    f"{{{name}}} was given an empty value", hint=f"leave {{{name}}} out to match everything", fields=(name,)
-                )
-        try:
-            if self.search is not None:
-                self.search = clean_text(self.search)
-            self.tags = [clean_text(t.strip()) for t in self.tags]
-        except ValueError as error:
-            raise InvalidInput(f"invalid filter: {error}") from None
-
-    @property
-    def given(self) -> bool:
-        """True when at least one filter narrows the match."""
-        return bool(self.owner or self.mine or self.tags or self.search or self.created_after or self.created_before)
-
-
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_timestamp(value: str | None, option: str, *, now: datetime | None = None) -> datetime | None:
-    """ISO 8601 (without a zone: UTC), or a duration ago: ``90s``, ``15m``, ``24h``, ``7d``, ``2w``."""
-    if value is None:
-        return None
-    text = value.strip()
-    duration = _DURATION.fullmatch(text)
-    if duration:
-        seconds = int(duration.group(1)) * _UNIT_SECONDS[duration.group(2)]
-        try:
-            return (now or datetime.now(timezone.utc)) - timedelta(seconds=seconds)
-        except OverflowError:
-            raise InvalidInput(f"invalid {option}: {value!r} reaches back before the year 1") from None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(
-            f"invalid {option}: {value!r} is neither an ISO 8601 date or timestamp nor a duration",
-            hint="for example 2026-11-30, 2026-11-30T08:00:00Z, 90s, 15m, 24h, 7d or 2w",
-        ) from None
-    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    try:
-        return parsed.astimezone(timezone.utc)
-    except OverflowError:  # 0001-01-01T00:00+14:00 is in the year 0 in UTC
-        raise InvalidInput(f"invalid {option}: {value!r} falls outside the years 1 to 9999 in UTC") from None
-
+from itemctl.store.driver import Reader, colon_parameters
 
 # -- finding items by id or prefix ---------------------------------------------------------
-
-
-def _digits(ref: str) -> str:
-    digits = ref.strip().lower().replace("-", "")
-    if len(digits) < PREFIX_MIN or len(digits) > 32 or not _HEX.fullmatch(digits):
-        raise InvalidInput(
-            f"invalid item id {ref!r}: give a UUID or at least {PREFIX_MIN} of its leading hex digits"
-        )
-    return digits
-
-
-def _id_range(digits: str) -> tuple[uuid.UUID, uuid.UUID]:
-    # A prefix is a range of UUIDs, so the primary key index answers it on every dialect.
-    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
 
 
 def find_item(session: Session, ref: str) -> Item:
@@ -122,8 +34,8 @@ def find_items(session: Session, refs: Sequence[str]) -> list[Item]:
     Every ref must match exactly one item: an unknown one is not found (exit 3), an
     ambiguous prefix invalid (exit 6, listing candidates).
     """
-    wanted = [(ref, _digits(ref)) for ref in refs]
-    ranges = [_id_range(digits) for _, digits in wanted]
+    wanted = [(ref, id_digits(ref)) for ref in refs]
+    ranges = [id_range(digits) for _, digits in wanted]
     condition = or_(*(and_(Item.id >= low, Item.id <= high) for low, high in ranges))
     # Each range holds one item when all is well; a few more show an ambiguity.
     limit = 5 * len(wanted) + 1
@@ -131,12 +43,7 @@ def find_items(session: Session, refs: Sequence[str]) -> list[Item]:
     found: dict[uuid.UUID, Item] = {}
     for (ref, digits), (low, high) in zip(wanted, ranges):
         matches = [item for item in candidates if low <= item.id <= high]
-        if not matches:
-            raise NotFoundError(f"item {ref} not found" if len(digits) == 32 else f"no item id starts with {ref}")
-        if len(matches) > 1:
-            shown = ", ".join(str(m.id) for m in matches[:5])
-            more = " and more" if len(matches) > 5 else ""
-            raise InvalidInput(f"item id prefix {ref} is ambiguous: {shown}{more}", hint="give more digits")
+        check_matches(ref, digits, [m.id for m in matches])
         found[matches[0].id] = matches[0]
     return list(found.values())
 
@@ -177,84 +84,15 @@ def public_item(session: Session, item: Item) -> ItemPublic:
     return _public(item, owner.username, tag_names_of(session, [item.id]).get(item.id, []))
 
 
-def get_item(*, session: Session, ref: str) -> ItemPublic:
-    return public_item(session, find_item(session, ref))
-
-
 def _filtered(statement, session: Session, actor: User, filters: ItemFilters):
-    if filters.mine:
-        statement = statement.where(Item.owner_id == actor.id)
-    elif filters.owner:
-        statement = statement.where(Item.owner_id == get_user(session=session, username=filters.owner).id)
-    wanted = {fold_case(name.strip()): name.strip() for name in filters.tags}
-    if len(wanted) == 1:
-        (name,) = wanted.values()
-        statement = statement.where(
-            exists()
-            .where(ItemTag.item_id == Item.id)
-            .where(ItemTag.tag_id == Tag.id)
-            .where(func.lower(Tag.name) == func.lower(literal(name)))
-        )
-    elif wanted:
-        # Items carrying all of them, in one grouped subquery whatever their number (one
-        # correlated EXISTS per tag grows the plan past what a server answers in time).
-        carrying = (
-            select(ItemTag.item_id)
-            .join(Tag, Tag.id == ItemTag.tag_id)
-            .where(func.lower(Tag.name).in_([func.lower(literal(name)) for name in wanted.values()]))
-            .group_by(ItemTag.item_id)
-            .having(func.count(func.distinct(ItemTag.tag_id)) == len(wanted))
-        )
-        statement = statement.where(Item.id.in_(carrying))
-    if filters.search:
-        statement = statement.where(Item.title.icontains(filters.search, autoescape=True))
-    if filters.created_after:
-        statement = statement.where(Item.created_at > filters.created_after)
-    if filters.created_before:
-        statement = statement.where(Item.created_at < filters.created_before)
+    """``statement`` narrowed by the filters: the SQL of ``reads.filter_sql``, the one
+    place the filters are written."""
+    conditions, params = filter_sql(Reader.of(session.connection()), actor, filters)
+    for condition in conditions:
+        clause = text(colon_parameters(condition))
+        named = {name: value for name, value in params.items() if f"%({name})s" in condition}
+        statement = statement.where(clause.bindparams(**named) if named else clause)
     return statement
-
-
-_ORDER = {
-    "newest": lambda: (Item.created_at.desc(), Item.id.desc()),
-    "oldest": lambda: (Item.created_at.asc(), Item.id.asc()),
-    "title": lambda: (Item.title.asc(), Item.id.asc()),
-}
-
-
-def _after(session: Session, ref: str, sort: Sort):
-    """Keyset continuation: the rows that come after ``ref`` in this sort order."""
-    anchor = find_item(session, ref)
-    if sort == "newest":
-        return tuple_(Item.created_at, Item.id) < tuple_(anchor.created_at, anchor.id)
-    if sort == "oldest":
-        return tuple_(Item.created_at, Item.id) > tuple_(anchor.created_at, anchor.id)
-    return or_(Item.title > anchor.title, and_(Item.title == anchor.title, Item.id > anchor.id))
-
-
-def list_items(
-    *,
-    session: Session,
-    actor: User,
-    filters: ItemFilters,
-    limit: int = 100,
-    offset: int = 0,
-    after: str | None = None,
-    sort: Sort = "newest",
-) -> list[ItemPublic]:
-    """One page of items; owners and tags loaded in bulk (a fixed number of queries)."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise UsageError(f"{{limit}} must be between 1 and {MAX_LIMIT}, not {limit}", fields=("limit",))
-    if after and offset:
-        raise UsageError("{after} and {offset} cannot be combined", fields=("after", "offset"))
-    statement = select(Item, User.username).join(User, User.id == Item.owner_id)
-    statement = _filtered(statement, session, actor, filters)
-    if after:
-        statement = statement.where(_after(session, after, sort))
-    statement = statement.order_by(*_ORDER[sort]()).offset(offset).limit(limit)
-    rows = session.exec(statement).all()
-    tags = tag_names_of(session, [item.id for item, _ in rows])
-    return [_public(item, owner, tags.get(item.id, [])) for item, owner in rows]
 
 
 def export_statement(*, session: Session, actor: User, filters: ItemFilters, tags_as_list: bool):
@@ -293,11 +131,6 @@ def export_statement(*, session: Session, actor: User, filters: ItemFilters, tag
         .order_by(Item.created_at, *ties)
     )
     return _filtered(statement, session, actor, filters)
-
-
-def count_items(*, session: Session, actor: User, filters: ItemFilters) -> int:
-    statement = _filtered(select(func.count()).select_from(Item), session, actor, filters)
-    return session.exec(statement).one()
 
 
 # -- changing ----------------------------------------------------------------------------
@@ -505,19 +338,21 @@ def count_to_delete(*, session: Session, actor: User, filters: ItemFilters) -> i
                 hint="add {mine} to delete only your own",
                 fields=("mine",),
             )
-    return count_items(session=session, actor=actor, filters=filters)
+    return reads.count_items(db=Reader.of(session.connection()), actor=actor, filters=filters)
 
 
-def items_matching(*, session: Session, actor: User, filters: ItemFilters, page: int = 1000) -> Iterator[ItemPublic]:
-    """Every item the filters match, oldest first, a page at a time (keyset pagination: a
-    fixed number of queries per page, and memory for one page)."""
+def items_matching(*, session: Session, actor: User, filters: ItemFilters, page: int = 1000) -> Iterator[dict]:
+    """Every item the filters match (records as ``items list`` gives them), oldest first,
+    a page at a time (keyset pagination: a fixed number of queries per page, and memory
+    for one page)."""
+    db = Reader.of(session.connection())
     after = None
     while True:
-        found = list_items(session=session, actor=actor, filters=filters, limit=page, after=after, sort="oldest")
+        found = reads.list_items(db=db, actor=actor, filters=filters, limit=page, after=after, sort="oldest")
         yield from found
         if len(found) < page:
             return
-        after = str(found[-1].id)
+        after = found[-1]["id"]
 
 
 def delete_where(*, session: Session, actor: User, filters: ItemFilters, confirmed: int | None = None) -> int:

@@ -7,16 +7,21 @@ them; single-row commands go through the ORM.
   resolution, the staging table and its set-based writes, ``--exclusive``'s rebuild;
 - ``sqlite``: ``executemany`` in batches and ``INSERT … SELECT``: each table's INSERT,
   the staging tables and their set-based writes;
-- ``errors``: what a store raises that its callers act on.
+- ``errors``: what a store raises that its callers act on;
+- ``driver``: the read commands' connection, psycopg or sqlite3 alone (no SQLAlchemy),
+  and the forms values take on each dialect.
 
 Arrows point one way: services → store → models → core.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING
 
 from itemctl.store.errors import RepeatedRows
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 
 def store_for(connection: Connection):

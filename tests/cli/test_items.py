@@ -268,7 +268,7 @@ def test_after_and_offset_cannot_be_combined(alice, report):
 def test_durations_mean_that_long_ago(value, ago):
     from datetime import datetime, timedelta, timezone
 
-    from itemctl.services.items import parse_timestamp
+    from itemctl.services.reads import parse_timestamp
 
     now = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
     assert parse_timestamp(value, "--created-after", now=now) == now - timedelta(seconds=ago)

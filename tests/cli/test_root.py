@@ -114,9 +114,9 @@ class _Deadlock(Exception):
 def test_a_deadlocked_command_is_run_again_and_a_duplicate_never(itemctl, monkeypatch):
     from sqlalchemy import exc
 
-    from itemctl.services import items
+    from itemctl.services import reads
 
-    real = items.count_items
+    real = reads.count_items
     calls = []
 
     def flaky(**kw):
@@ -125,13 +125,13 @@ def test_a_deadlocked_command_is_run_again_and_a_duplicate_never(itemctl, monkey
             raise exc.OperationalError("SELECT count(*) FROM item", {}, _Deadlock("deadlock detected"))
         return real(**kw)
 
-    monkeypatch.setattr(items, "count_items", flaky)
+    monkeypatch.setattr(reads, "count_items", flaky)
     result = itemctl("--as", "alice", "items", "count")
     assert result.exit_code == 0 and result.stdout == "0\n" and len(calls) == 2
     assert "trying again (1/2)" in result.stderr
 
     calls.clear()
-    monkeypatch.setattr(items, "count_items", lambda **kw: _always(calls))
+    monkeypatch.setattr(reads, "count_items", lambda **kw: _always(calls))
     stuck = itemctl("--as", "alice", "items", "count")
     assert stuck.exit_code == 4 and len(calls) == 3 and "deadlock" in stuck.stderr
 
@@ -148,12 +148,12 @@ def _always(calls):
 
 
 def test_a_bug_is_exit_1_in_one_line_and_a_traceback_only_when_asked(itemctl, monkeypatch):
-    from itemctl.services import items
+    from itemctl.services import reads
 
     def broken(**kw):
         raise RuntimeError("something we did not foresee")
 
-    monkeypatch.setattr(items, "count_items", broken)
+    monkeypatch.setattr(reads, "count_items", broken)
     plain = itemctl("--as", "alice", "items", "count")
     assert plain.exit_code == 1 and len(plain.stderr.strip().splitlines()) == 1
     assert plain.stderr.startswith("error: internal error: RuntimeError") and "--verbose" in plain.stderr
@@ -177,7 +177,17 @@ def test_a_connection_lost_during_commit_says_the_outcome_is_unknown(itemctl, mo
     assert "lost during COMMIT" in result.stderr and "may or may not" in result.stderr
 
 
-LEFT_OUT = ("alembic", "rich", "email_validator", "itemctl.services.bulk", "itemctl.services.dump", "typer.rich_utils")
+LEFT_OUT = (
+    "alembic",
+    "sqlalchemy",
+    "sqlmodel",
+    "itemctl.models",
+    "rich",
+    "email_validator",
+    "itemctl.services.bulk",
+    "itemctl.services.dump",
+    "typer.rich_utils",
+)
 
 
 @pytest.mark.parametrize(
@@ -191,8 +201,9 @@ LEFT_OUT = ("alembic", "rich", "email_validator", "itemctl.services.bulk", "item
     ids=lambda a: " ".join(a),
 )
 def test_a_read_command_leaves_out_what_it_does_not_need(backend, args):
-    """No Alembic, no Rich off a terminal, no email validation, no plugin discovery, no
-    bulk machinery: which modules a read loads, not how long it takes."""
+    """No SQLAlchemy, SQLModel or models (a read runs on the driver alone), no Alembic,
+    no Rich off a terminal, no email validation, no bulk machinery: which modules a read
+    loads, not how long it takes."""
     import subprocess
 
     assert run_process("--database-url", backend.url, "--as", "reader", "items", "create", "seen").exit_code == 0

@@ -111,3 +111,10 @@ def test_emails_are_unique_when_set(conn):
 
 def test_an_item_needs_an_existing_owner(conn):
     assert violates(conn, lambda: insert_item(conn, uuid.uuid4().hex, "orphan"))
+
+
+def test_csv_output_writes_the_fields_import_reads():
+    from itemctl.cli.items import ITEM_CSV_COLUMNS
+    from itemctl.models.item import IMPORT_FIELDS
+
+    assert ITEM_CSV_COLUMNS == IMPORT_FIELDS

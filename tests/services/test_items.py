@@ -9,9 +9,15 @@ from sqlmodel import select
 
 from itemctl.core.errors import ConflictError, InvalidInput, NotFoundError, PermissionDenied
 from itemctl.models import Item, ItemCreate, ItemUpdate, Tag
-from itemctl.services import items
+from itemctl.services import items, reads
 from itemctl.services.common import validated
-from itemctl.services.items import ItemFilters
+from itemctl.services.reads import ItemFilters
+from itemctl.store.driver import Reader
+
+
+def db(session) -> Reader:
+    """The read commands' connection: the session's own, in its transaction."""
+    return Reader.of(session.connection())
 
 
 def test_create_belongs_to_the_actor_with_sorted_tags(session, alice, make_item):
@@ -131,8 +137,8 @@ def test_untag_of_an_unknown_tag_is_not_found(session, alice, make_item):
 
 def test_prefix_lookup(session, alice, make_item):
     item = make_item(alice, "x")
-    assert items.get_item(session=session, ref=str(item.id)[:8]).id == item.id
-    assert items.get_item(session=session, ref=str(item.id).upper()).id == item.id
+    assert reads.get_item(db=db(session), ref=str(item.id)[:8])["id"] == str(item.id)
+    assert reads.get_item(db=db(session), ref=str(item.id).upper())["id"] == str(item.id)
 
 
 @pytest.mark.parametrize("ref", ["abc", "zzzzzzzz", "1234567"])
@@ -163,7 +169,7 @@ def test_ambiguous_prefix_lists_the_candidates(session, alice):
 def listed(session, actor, **kw) -> list[str]:
     filters = ItemFilters(**{k: v for k, v in kw.items() if k in ItemFilters.__dataclass_fields__})
     rest = {k: v for k, v in kw.items() if k not in ItemFilters.__dataclass_fields__}
-    return [i.title for i in items.list_items(session=session, actor=actor, filters=filters, **rest)]
+    return [i["title"] for i in reads.list_items(db=db(session), actor=actor, filters=filters, **rest)]
 
 
 @pytest.fixture
@@ -205,12 +211,12 @@ def test_search_is_case_insensitive_and_literal(session, alice, catalogue, text,
 def test_pagination_by_offset_and_by_keyset(session, alice, catalogue):
     assert listed(session, alice, limit=2) == ["delta", "gamma_x"]
     assert listed(session, alice, limit=2, offset=2) == ["Beta 100%", "alpha"]
-    page = items.list_items(session=session, actor=alice, filters=ItemFilters(), limit=2)
-    assert listed(session, alice, limit=2, after=str(page[-1].id)) == ["Beta 100%", "alpha"]
+    page = reads.list_items(db=db(session), actor=alice, filters=ItemFilters(), limit=2)
+    assert listed(session, alice, limit=2, after=page[-1]["id"]) == ["Beta 100%", "alpha"]
     for sort in ("oldest", "title"):
         everything = listed(session, alice, sort=sort)
-        first = items.list_items(session=session, actor=alice, filters=ItemFilters(), limit=1, sort=sort)
-        assert listed(session, alice, sort=sort, after=str(first[0].id)) == everything[1:]
+        first = reads.list_items(db=db(session), actor=alice, filters=ItemFilters(), limit=1, sort=sort)
+        assert listed(session, alice, sort=sort, after=first[0]["id"]) == everything[1:]
 
 
 def test_keyset_ties_on_created_at_break_on_id(session, alice, make_item):
@@ -222,17 +228,17 @@ def test_keyset_ties_on_created_at_break_on_id(session, alice, make_item):
     session.flush()
     walked, after = [], None
     while True:
-        page = items.list_items(session=session, actor=alice, filters=ItemFilters(), limit=2, after=after)
+        page = reads.list_items(db=db(session), actor=alice, filters=ItemFilters(), limit=2, after=after)
         if not page:
             break
-        walked += [i.title for i in page]
-        after = str(page[-1].id)
+        walked += [i["title"] for i in page]
+        after = page[-1]["id"]
     assert sorted(walked) == [f"t{n}" for n in range(5)] and len(walked) == 5
 
 
 def test_count_uses_the_same_filters(session, alice, catalogue):
-    assert items.count_items(session=session, actor=alice, filters=ItemFilters(tags=["urgent"])) == 2
-    assert items.count_items(session=session, actor=alice, filters=ItemFilters(mine=True)) == 2
+    assert reads.count_items(db=db(session), actor=alice, filters=ItemFilters(tags=["urgent"])) == 2
+    assert reads.count_items(db=db(session), actor=alice, filters=ItemFilters(mine=True)) == 2
 
 
 def test_unknown_owner_filter_is_not_found(session, alice):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, exc, text
 
-from itemctl.core.db import CHECK_CONNECTION, set_local_timeout
+from itemctl.core.timeouts import CHECK_CONNECTION, set_local_timeout
 from itemctl.core.errors import LOCK_NOT_AVAILABLE, ConflictError, sqlstate_of
 from itemctl.services.common import Notify, quiet
 
