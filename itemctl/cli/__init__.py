@@ -15,22 +15,80 @@ from typing import Annotated, Optional
 
 import typer
 
+from typer.core import TyperGroup
+
 from itemctl import MAX_TIMEOUT, SCHEMA_HEAD, __version__
-from itemctl.cli.audit import app as audit_app
-from itemctl.cli.bulk import export_command, import_command
-from itemctl.cli.db import app as db_app
-from itemctl.cli.items import app as items_app
 from itemctl.cli.output import ClosedStream
 from itemctl.cli.runtime import State
 from itemctl.cli.status import status_command
-from itemctl.cli.tags import app as tags_app
-from itemctl.cli.users import app as users_app
 from itemctl.core.errors import ItemctlError, TransientConflict, classify
 from itemctl.core.invocation import NORMAL, QUIET, VERBOSE, current, running
 from itemctl.core.logging import is_verbose, notice, say
 
+# The command groups: each module's Typer app, built into the command tree only when the
+# command line names it (Click's "lazily loading subcommands"), so `itemctl --help` and a
+# command of one group pay for no other group's module. The help shown in `itemctl --help`.
+GROUPS = {
+    "items": ("itemctl.cli.items", "Manage items."),
+    "users": ("itemctl.cli.users", "Manage users."),
+    "tags": ("itemctl.cli.tags", "Manage tags."),
+    "db": ("itemctl.cli.db", "Migrate and inspect the database schema."),
+    "audit": ("itemctl.cli.audit", "Read the audit trail."),
+}
+
+
+class Root(TyperGroup):
+    """The root group: ``status``, then the groups of GROUPS, each loaded when named."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*(name for name in self.commands if name not in GROUPS), *GROUPS]
+
+    def get_command(self, ctx, cmd_name: str):
+        if cmd_name in GROUPS and cmd_name not in self.commands:
+            self.commands[cmd_name] = _load_group(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """The groups by their help alone, without loading them."""
+        from typer.core import TyperCommand
+
+        loaded = self.commands
+        shown = {name: loaded.get(name) or TyperCommand(name, help=GROUPS[name][1]) for name in GROUPS}
+        self.commands = {**shown, **loaded}
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self.commands = loaded
+
+
+def _load_group(name: str):
+    import importlib
+
+    from typer.main import TyperInfo, get_group_from_info
+
+    from itemctl.cli.values import guard
+
+    module, help_text = GROUPS[name]
+    group = get_group_from_info(
+        TyperInfo(importlib.import_module(module).app, name=name, help=help_text),
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        suggest_commands=app.suggest_commands,
+        rich_markup_mode=app.rich_markup_mode,
+    )
+    guard(group)  # the input gate, as for the root's own options
+    return group
+
+
+def command_tree():
+    """The whole command tree, every group loaded (for the reference and the sweeps)."""
+    root = typer.main.get_command(app)
+    root.commands = {name: root.get_command(None, name) for name in root.list_commands(None)}
+    return root
+
+
 app = typer.Typer(
     name="itemctl",
+    cls=Root,
     help="Administer the users, items and tags of an itemctl database.",
     epilog="Example: itemctl --as alice items list --tag urgent -o json",
     no_args_is_help=True,
@@ -38,13 +96,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-items_app.command("import")(import_command)
-items_app.command("export")(export_command)
-app.add_typer(items_app, name="items")
-app.add_typer(users_app, name="users")
-app.add_typer(tags_app, name="tags")
-app.add_typer(db_app, name="db")
-app.add_typer(audit_app, name="audit")
 app.command("status")(status_command)
 
 

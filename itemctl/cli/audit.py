@@ -10,7 +10,7 @@ import typer
 from itemctl.cli.output import OutputOption, emit
 from itemctl.cli.runtime import command_session
 
-app = typer.Typer(help="Read the audit trail.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # its help: cli/__init__.py GROUPS
 
 AUDIT_COLUMNS = ("id", "at", "actor", "db_role", "action", "target", "details")
 AUDIT_TABLE_COLUMNS = ("at", "actor", "db_role", "action", "target", "details")  # -o wide adds the id

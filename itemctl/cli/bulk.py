@@ -1,6 +1,6 @@
 """``itemctl items import`` and ``itemctl items export``: the batch commands.
 
-They belong to the ``items`` group (``cli/__init__.py`` registers them on its app), and
+They belong to the ``items`` group (``cli/items.py`` registers them on its app), and
 live here beside each other because they share formats, files and the bulk service.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from itemctl.cli.items import (
+from itemctl.cli.filters import (
     AfterFilter,
     BeforeFilter,
     MineFilter,

@@ -14,7 +14,7 @@ from itemctl.cli.prompts import confirm, must_ask
 from itemctl.cli.runtime import command_session, database_errors
 from itemctl.core.logging import notice
 
-app = typer.Typer(help="Migrate and inspect the database schema.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # its help: cli/__init__.py GROUPS
 
 
 @app.command("migrate")

@@ -8,13 +8,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from itemctl.cli.completion import complete_tags, complete_usernames
+from itemctl.cli.bulk import export_command, import_command
+from itemctl.cli.completion import complete_tags
+from itemctl.cli.filters import AfterFilter, BeforeFilter, MineFilter, OwnerFilter, SearchFilter, TagFilter, item_filters
 from itemctl.cli.output import OutputOption, echo_data, emit
 from itemctl.cli.prompts import confirm, must_ask
 from itemctl.cli.runtime import command_session, read_session
 from itemctl.core.logging import notice
 
-app = typer.Typer(help="Manage items.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # its help: cli/__init__.py GROUPS
 
 
 class CountFormat(str, Enum):
@@ -33,47 +35,7 @@ ITEM_TABLE_COLUMNS = ("id", "title", "owner", "tags", "updated_at")  # -o wide s
 # holds the two equal; the models are not imported for a listing).
 ITEM_CSV_COLUMNS = ("title", "description", "owner", "tags")
 
-# The list filters, shared by list, count and export.
-OwnerFilter = Annotated[
-    Optional[str],
-    typer.Option("--owner", metavar="USERNAME", help="Only items of this user.", autocompletion=complete_usernames),
-]
-MineFilter = Annotated[bool, typer.Option("--mine", help="Only your own items.")]
-TagFilter = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--tag", metavar="TAG", help="Only items with this tag; repeat for items with all of them.", autocompletion=complete_tags
-    ),
-]
-SearchFilter = Annotated[
-    Optional[str], typer.Option("--search", metavar="TEXT", help="Titles containing TEXT (any case, literally).")
-]
-AfterFilter = Annotated[
-    Optional[str],
-    typer.Option("--created-after", metavar="WHEN", help="Created after this ISO date or timestamp (UTC unless given), or this long ago: 90s, 15m, 24h, 7d, 2w."),
-]
-BeforeFilter = Annotated[
-    Optional[str],
-    typer.Option("--created-before", metavar="WHEN", help="Created before this ISO date or timestamp, or this long ago (24h, 7d)."),
-]
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Item UUID or a unique prefix of 8+ hex digits.")]
-
-
-def item_filters(owner, mine, tags, search, created_after, created_before):
-    """The services' ItemFilters from the shared options."""
-    from itemctl.core.errors import UsageError
-    from itemctl.services.reads import ItemFilters, parse_timestamp
-
-    if owner and mine:
-        raise UsageError("--owner and --mine cannot be combined")
-    return ItemFilters(
-        owner=owner,
-        mine=mine,
-        tags=list(tags or []),
-        search=search,
-        created_after=parse_timestamp(created_after, "--created-after"),
-        created_before=parse_timestamp(created_before, "--created-before"),
-    )
 
 
 def _emit_items(records, output) -> None:
@@ -329,3 +291,8 @@ def _delete_where(ctx: typer.Context, filters, *, yes: bool, dry_run: bool, outp
     with command_session(ctx.obj) as (session, actor):
         deleted = items.delete_where(session=session, actor=actor, filters=filters, confirmed=count)
     notice(f"deleted {deleted} item(s) matching {shown}")
+
+
+# The batch commands live beside each other in cli/bulk.py; they belong to this group.
+app.command("import")(import_command)
+app.command("export")(export_command)

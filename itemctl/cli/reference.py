@@ -19,11 +19,9 @@ def _help(command, path: list[str], parent=None) -> str:
 
 def render_reference() -> str:
     """Markdown: the root help, then every group and command in order."""
-    from typer.main import get_command
+    from itemctl.cli import command_tree
 
-    from itemctl.cli import app
-
-    root = get_command(app)
+    root = command_tree()
     root_context, root_help = _help(root, ["itemctl"])
     parts = [
         "# itemctl command reference",

@@ -13,7 +13,7 @@ from itemctl.cli.prompts import confirm, must_ask
 from itemctl.cli.runtime import command_session
 from itemctl.core.logging import notice
 
-app = typer.Typer(help="Manage tags.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # its help: cli/__init__.py GROUPS
 
 TAG_COLUMNS = ("name", "item_count")
 

@@ -13,7 +13,7 @@ from itemctl.cli.prompts import confirm, must_ask
 from itemctl.cli.runtime import command_session, read_session
 from itemctl.core.logging import notice
 
-app = typer.Typer(help="Manage users.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # its help: cli/__init__.py GROUPS
 
 USER_COLUMNS = ("id", "username", "email", "is_admin", "created_at", "item_count")
 USER_TABLE_COLUMNS = ("username", "email", "is_admin", "item_count", "created_at")

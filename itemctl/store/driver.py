@@ -110,6 +110,8 @@ class Reader:
                 self.connection.rollback()
             elif self.connection.in_transaction:
                 self.connection.execute("ROLLBACK")
+        except Exception:  # a connection already lost: nothing was changed, nothing to end
+            pass
         finally:
             self.connection.close()
 

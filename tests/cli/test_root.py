@@ -26,6 +26,29 @@ def test_version_names_the_schema_head_it_ships(run):
     assert as_json.json() == {"version": __version__, "schema_head": head_revision()}
 
 
+def test_the_root_help_loads_no_command_group():
+    """``itemctl --help`` shows every group by its help without building any of them; a
+    command loads its own group only."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from itemctl.cli import main\n"
+        "main(['--help'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('itemctl.cli.') and m.count('.') == 2), file=sys.stderr)\n"
+        "main(['tags', '--help'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('itemctl.cli.') and m.count('.') == 2), file=sys.stderr)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    first, second = (eval(line) for line in completed.stderr.strip().splitlines()[-2:])
+    groups = {"itemctl.cli.items", "itemctl.cli.users", "itemctl.cli.tags", "itemctl.cli.db", "itemctl.cli.audit", "itemctl.cli.bulk"}
+    assert groups & set(first) == set()
+    assert groups & set(second) == {"itemctl.cli.tags"}
+    for name in ("items", "users", "tags", "db", "audit", "status"):
+        assert f"\n  {name} " in completed.stdout
+
+
 def test_unknown_command_is_a_usage_error_in_one_line(run):
     result = run("frobnicate")
     assert result.exit_code == 2
@@ -59,10 +82,9 @@ def test_a_real_process_exits_with_the_contract_code(tmp_path):
 
 
 def every_command():
-    from itemctl.cli import app
-    from typer.main import get_command
+    from itemctl.cli import command_tree
 
-    root = get_command(app)
+    root = command_tree()
     for group_name, group in root.commands.items():
         if not hasattr(group, "commands"):  # a command of its own: itemctl status
             yield group_name, group

@@ -24,9 +24,7 @@ import subprocess
 import sys
 
 import pytest
-import typer
-
-from itemctl.cli import app
+from itemctl.cli import command_tree
 from tests.cli.test_output_gate import RAW, _drain, store_hostile
 from tests.conftest import process_env
 
@@ -50,7 +48,7 @@ def printing_commands() -> list[tuple[list[str], list[str | None], list[str]]]:
             arguments = [p.name for p in command.params if p.param_type_name == "argument"]
             found.append(([*path, name], [None, *formats], arguments))
 
-    walk(typer.main.get_command(app), [])
+    walk(command_tree(), [])
     return found
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from itemctl.cli import app
+from itemctl.cli import command_tree as whole_tree
 
 pytestmark = pytest.mark.slow  # every command against every hostile value
 
@@ -42,7 +43,7 @@ def command_tree() -> list[tuple[list[str], object]]:
     Typer vendors its click, so groups and parameters are told apart by what they have
     (``commands``, ``param_type_name``), not by class.
     """
-    root = typer.main.get_command(app)
+    root = whole_tree()
     leaves = []
 
     def walk(group, path: list[str]) -> None:
