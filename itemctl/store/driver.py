@@ -170,12 +170,10 @@ def _postgres(arguments: dict[str, str], config: Config) -> Reader:
 
     # As core/db.py: psycopg's own log lines never reach the user.
     logging.getLogger("psycopg").addHandler(logging.NullHandler())
-    connection = psycopg.connect(
-        **arguments,
-        connect_timeout=max(1, round(config.connect_timeout)),
-        application_name="itemctl",
-        prepare_threshold=None,
-    )
+    # itemctl's own settings win over the URL's, as the engine's connect_args do.
+    # No server-side prepared statements: they break behind PgBouncer's transaction mode.
+    ours = {"connect_timeout": max(1, round(config.connect_timeout)), "application_name": "itemctl", "prepare_threshold": None}
+    connection = psycopg.connect(**{**arguments, **ours})
     reader = Reader(connection, "postgresql")
     try:
         if config.lock_timeout is not None:

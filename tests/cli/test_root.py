@@ -238,3 +238,27 @@ def test_a_read_command_leaves_out_what_it_does_not_need(backend, args):
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=process_env())
     assert completed.stderr.strip().splitlines()[-1] in ("0 []", "3 []"), completed.stderr  # items get 0: not found
+
+
+def test_a_read_by_a_known_actor_checks_the_schema_and_finds_the_actor_in_one_query(backend):
+    """``items count`` by a stored actor: the schema check and the actor are one statement,
+    then the count (on PostgreSQL, after the transaction's timeouts)."""
+    assert run_process("--database-url", backend.url, "--as", "counter", "items", "create", "one").exit_code == 0
+    result = run_process("-v", "--database-url", backend.url, "--as", "counter", "items", "count")
+    assert result.exit_code == 0 and result.stdout == "1\n"
+    statements = [line for line in result.stderr.splitlines() if line.startswith("sql: ")]
+    settings = ["set_config"] if backend.name == "postgresql" else []
+    assert len(statements) == 2 + len(settings), statements
+    assert "alembic_version" in statements[-2] and '"user"' in statements[-2]
+    assert "count(*)" in statements[-1]
+
+
+@pytest.mark.parametrize(
+    "query", ["?application_name=mine", "?sslmode=disable&connect_timeout=3", "?options=-c%20search_path%3Dpublic"]
+)
+def test_a_read_takes_the_urls_libpq_parameters(pg_url, query):
+    """The read commands' own connection reads the URL's query as the engine does: libpq
+    parameters, with itemctl's own settings (application_name, timeouts) winning."""
+    assert run_process("--database-url", pg_url, "--as", "reader", "items", "create", "one").exit_code == 0
+    result = run_process("--database-url", pg_url + query, "--as", "reader", "items", "count")
+    assert (result.exit_code, result.stdout) == (0, "1\n"), result.stderr
