@@ -11,7 +11,6 @@ from sqlmodel import Session
 
 from itemctl.core.config import DatabaseTarget
 from itemctl.core.errors import DatabaseUnavailable, Interrupted, is_unreachable
-from itemctl.core.text import unicode_lower
 from itemctl.core.timeouts import transaction_settings
 from itemctl.core.logging import is_verbose, log_statements
 
@@ -143,27 +142,9 @@ def _sqlite_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, connection_record):
-        import sqlite3
+        from itemctl.core.sqlite import set_up
 
-        dbapi_connection.isolation_level = None
-        # SQLite's own lower() folds ASCII only; PostgreSQL's folds every script. The
-        # same rule on both: Python's, registered under the same name (it also serves
-        # SQLite's expression index on lower(tag.name) and LIKE through lower()).
-        dbapi_connection.create_function("lower", 1, unicode_lower, deterministic=True)
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        # WAL: readers see the last commit and never wait for a writer, nor a writer for
-        # them. The mode is stored in the file, so this converts a database once (and is
-        # a no-op afterwards); a file we may not write keeps its mode, and the command's
-        # own statements then say what is wrong with it.
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.OperationalError:
-            pass
-        # FULL: a COMMIT waits for the WAL to reach the disk, so a committed command
-        # survives a power cut (WAL's usual NORMAL may lose the last commits).
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.close()
+        set_up(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):

@@ -6,11 +6,11 @@ from sqlalchemy import exc
 from sqlmodel import Session, select
 
 from itemctl.core.config import DEV_EMAIL, DEV_USER, LOCAL
-from itemctl.core.text import shown
-from itemctl.core.errors import ConflictError, InvalidInput, PermissionDenied
+from itemctl.core.errors import ConflictError, PermissionDenied
 from itemctl.models import User, UserCreate
 from itemctl.models.user import check_username
 from itemctl.services.common import validated
+from itemctl.services.reads import impersonation_refused, invalid_actor_name, no_identity
 
 
 # session.info key: the id of an actor this transaction created on first use.
@@ -52,16 +52,12 @@ def resolve_actor(
             source = "the database login"
     if not username:
         if environment != LOCAL:
-            raise PermissionDenied(
-                f"no identity: this command needs an actor in environment {environment!r}",
-                hint="pass {actor} USERNAME or set ITEMCTL_USER",
-                fields=("actor",),
-            )
+            raise no_identity(environment)
         username, email = DEV_USER, email or DEV_EMAIL
     try:
         check_username(username)
     except ValueError as error:
-        raise InvalidInput(f"invalid username {shown(username)} (from {source}): {error}", fields=("actor",)) from None
+        raise invalid_actor_name(username, source, error) from None
     actor = _by_username(session, username)
     if actor is not None:
         return actor
@@ -91,13 +87,7 @@ def _login_or_impersonated(session: Session, username: str | None) -> str:
         return login
     own = _by_username(session, login)
     if own is None or not own.is_admin:
-        raise PermissionDenied(
-            f"only an admin may act as another user: the login {login!r} is "
-            + ("not an itemctl user yet" if own is None else "not an admin")
-            + f", so it may not act as {shown(username)}",
-            hint="drop {actor} (and ITEMCTL_USER) to act as the login, or log in as an admin",
-            fields=("actor",),
-        )
+        raise impersonation_refused(login, username, stored=own is not None)
     session.info[IMPERSONATED_BY] = login
     return username
 

@@ -334,31 +334,22 @@ def start(db: Reader, config: Config, schema_head: str) -> Actor:
     """
     username, email = config.user, config.email
     if config.identity == "database":
-        _require_head(db, schema_head)
+        _at_head(db, "SELECT version_num FROM alembic_version", {}, schema_head)
         username = _login_or_impersonated(db, username)
     elif not username:
         from itemctl.core.config import DEV_EMAIL, DEV_USER, LOCAL
 
         if config.environment != LOCAL:
-            raise PermissionDenied(
-                f"no identity: this command needs an actor in environment {config.environment!r}",
-                hint="pass {actor} USERNAME or set ITEMCTL_USER",
-                fields=("actor",),
-            )
+            raise no_identity(config.environment)
         username, email = DEV_USER, email or DEV_EMAIL
     if config.identity != "database":
-        try:
-            row = db.first(
-                'SELECT v.version_num, u.id, u.username, u.email, u.is_admin, u.created_at FROM alembic_version v'
-                ' LEFT JOIN "user" u ON u.username = %(username)s',
-                {"username": username},
-            )
-        except Exception as error:
-            if _missing_table(error):
-                raise NotAtHead from None
-            raise
-        if row is None or row[0] != schema_head:
-            raise NotAtHead
+        row = _at_head(
+            db,
+            'SELECT v.version_num, u.id, u.username, u.email, u.is_admin, u.created_at FROM alembic_version v'
+            ' LEFT JOIN "user" u ON u.username = %(username)s',
+            {"username": username},
+            schema_head,
+        )
         found = row[1:] if row[1] is not None else None
     else:
         found = db.first(_USER, {"username": username})
@@ -367,15 +358,18 @@ def start(db: Reader, config: Config, schema_head: str) -> Actor:
     return _transient(username, email, from_login=config.identity == "database" and username != config.user)
 
 
-def _require_head(db: Reader, schema_head: str) -> None:
+def _at_head(db: Reader, sql: str, params: dict, schema_head: str) -> tuple:
+    """The first row of ``sql``, a query on alembic_version whose first column is the
+    revision; NotAtHead when the table is missing or holds another revision."""
     try:
-        row = db.first("SELECT version_num FROM alembic_version")
+        row = db.first(sql, params)
     except Exception as error:
         if _missing_table(error):
             raise NotAtHead from None
         raise
     if row is None or row[0] != schema_head:
         raise NotAtHead
+    return row
 
 
 def _missing_table(error: Exception) -> bool:
@@ -390,7 +384,6 @@ def _actor(db: Reader, row: tuple) -> Actor:
 def _transient(username: str, email: str | None, *, from_login: bool) -> Actor:
     """An actor met for the first time: validated as its creation would be (exit 6 for a
     name or email that could never be stored), and never stored by a read."""
-    from itemctl.core.text import shown
     from itemctl.models import UserCreate
     from itemctl.models.user import check_username
     from itemctl.services.common import validated
@@ -398,28 +391,48 @@ def _transient(username: str, email: str | None, *, from_login: bool) -> Actor:
     try:
         check_username(username)
     except ValueError as error:
-        source = "the database login" if from_login else "{actor} or ITEMCTL_USER"
-        raise InvalidInput(f"invalid username {shown(username)} (from {source}): {error}", fields=("actor",)) from None
+        raise invalid_actor_name(username, "the database login" if from_login else "{actor} or ITEMCTL_USER", error) from None
     user_in = validated(UserCreate, {"username": username, "email": email, "is_admin": False})
     return Actor(None, user_in.username, user_in.email, False, None)
 
 
 def _login_or_impersonated(db: Reader, username: str | None) -> str:
-    from itemctl.core.text import shown
-
     login = db.first("SELECT session_user")[0]
     if not username or username == login:
         return login
     own = db.first(_USER, {"username": login})
     if own is None or not own[3]:
-        raise PermissionDenied(
-            f"only an admin may act as another user: the login {login!r} is "
-            + ("not an itemctl user yet" if own is None else "not an admin")
-            + f", so it may not act as {shown(username)}",
-            hint="drop {actor} (and ITEMCTL_USER) to act as the login, or log in as an admin",
-            fields=("actor",),
-        )
+        raise impersonation_refused(login, username, stored=own is not None)
     return username
+
+
+# The identity rules' refusals, worded once for reads and for ``services/identity.py``.
+
+
+def no_identity(environment: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"no identity: this command needs an actor in environment {environment!r}",
+        hint="pass {actor} USERNAME or set ITEMCTL_USER",
+        fields=("actor",),
+    )
+
+
+def invalid_actor_name(username: str, source: str, error: ValueError) -> InvalidInput:
+    from itemctl.core.text import shown
+
+    return InvalidInput(f"invalid username {shown(username)} (from {source}): {error}", fields=("actor",))
+
+
+def impersonation_refused(login: str, username: str, *, stored: bool) -> PermissionDenied:
+    from itemctl.core.text import shown
+
+    return PermissionDenied(
+        f"only an admin may act as another user: the login {login!r} is "
+        + ("not an admin" if stored else "not an itemctl user yet")
+        + f", so it may not act as {shown(username)}",
+        hint="drop {actor} (and ITEMCTL_USER) to act as the login, or log in as an admin",
+        fields=("actor",),
+    )
 
 
 def whoami(*, db: Reader, actor: Actor) -> dict:

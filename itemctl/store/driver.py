@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from itemctl.core.logging import debug, is_verbose
-from itemctl.core.text import unicode_lower
+from itemctl.core.sqlite import set_up
 
 if TYPE_CHECKING:
     from itemctl.core.config import Config
@@ -192,13 +192,7 @@ def _sqlite(path: str, config: Config) -> Reader:
     timeout = config.lock_timeout if config.lock_timeout is not None else 5.0
     connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     try:
-        connection.create_function("lower", 1, unicode_lower, deterministic=True)
-        connection.execute("PRAGMA foreign_keys=ON")
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.OperationalError:
-            pass
-        connection.execute("PRAGMA synchronous=FULL")
+        set_up(connection)
         connection.execute("BEGIN DEFERRED")  # a reader: never waits for a writer
     except BaseException:
         connection.close()
