@@ -218,6 +218,10 @@ def classify(error: BaseException, *, database: str = "the database", role: str 
     return None
 
 
+# Python's sqlite3 reading a TEXT value that is not UTF-8.
+_NOT_UTF8 = re.compile(r"Could not decode to UTF-8 column '(\w+)'")
+
+
 def _is_driver_error(error: BaseException) -> bool:
     """A DBAPI error: wrapped by SQLAlchemy, or straight from psycopg or sqlite3."""
     from sqlalchemy import exc
@@ -238,6 +242,13 @@ def _classify_database(error: BaseException, database: str, role: str | None = N
     if not _is_driver_error(error):
         return None
     reason = primary_message(error)
+    undecodable = _NOT_UTF8.match(reason)
+    if undecodable:
+        # sqlite3 quotes the row's text after this: never repeated.
+        return InvalidInput(
+            f"the database holds text that is not UTF-8 in column {undecodable.group(1)} (another program wrote it); itemctl cannot read that row",
+            hint=f"find and repair the row with the sqlite3 shell: hex({undecodable.group(1)}) shows its bytes",
+        )
     if is_unreachable(error):
         misread = _LIBPQ_SETTING.search(reason)
         if misread and not _refused(error):

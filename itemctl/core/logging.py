@@ -71,6 +71,6 @@ def format_traceback(error: BaseException) -> str:
         frames = "".join(traceback.format_tb(exception.__traceback__))
         parts.append(
             "Traceback (most recent call last):\n" + frames
-            + f"{type(exception).__module__}.{type(exception).__qualname__}: {primary_message(exception)}\n"
+            + f"{type(exception).__module__}.{type(exception).__qualname__}: {escape_controls(primary_message(exception))}\n"
         )
     return redact("\nThe above exception led to the following one:\n\n".join(parts))

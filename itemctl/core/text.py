@@ -17,6 +17,13 @@ import unicodedata
 _BIDI = "\u202a-\u202e\u2066-\u2069"
 FORBIDDEN = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
 FORBIDDEN_MULTILINE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+# Shown escaped on the way out, though a value may hold them: the bidirectional marks
+# (ALM, LRM, RLM), the invisible zero-width space, word joiner and byte-order mark, and
+# the line and paragraph separators. The joiners that scripts and emoji need (U+200C,
+# U+200D) are shown as they are.
+_INVISIBLE = "\u061c\u200b\u200e\u200f\u2028\u2029\u2060\ufeff"
+_SHOWN_ESCAPED = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}]")
+_SHOWN_ESCAPED_MULTILINE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}]")
 _NAMED = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
 
 
@@ -53,7 +60,7 @@ def refuse_invisible(value: str) -> None:
 
 def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
     """Text safe for a terminal: every control character shown escaped."""
-    pattern = FORBIDDEN_MULTILINE if keep_newlines else FORBIDDEN
+    pattern = _SHOWN_ESCAPED_MULTILINE if keep_newlines else _SHOWN_ESCAPED
     return pattern.sub(lambda match: escape_char(match.group()), text)
 
 

@@ -33,7 +33,7 @@ def parse_url(url: str) -> dict:
         try:
             port = int(port)
         except ValueError:
-            raise BadURL(f"invalid literal for int() with base 10: {port!r}") from None
+            raise BadURL(f"the port {port!r} is not a number") from None
     return {
         "drivername": match["name"],
         "username": unquote(match["username"]) if match["username"] is not None else None,

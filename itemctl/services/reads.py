@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Literal
 
 from itemctl.core.errors import InvalidInput, NotFoundError, PermissionDenied, UsageError
-from itemctl.core.text import clean_text, fold_case
+from itemctl.core.text import shown, clean_text, fold_case
 
 if TYPE_CHECKING:
     from itemctl.core.config import Config
@@ -113,7 +113,7 @@ def filter_sql(db: Reader, actor, filters: ItemFilters) -> tuple[list[str], dict
     elif filters.owner:
         row = db.first('SELECT id FROM "user" WHERE username = %(username)s', {"username": filters.owner})
         if row is None:
-            raise NotFoundError(f"user {filters.owner!r} not found")
+            raise NotFoundError(f"user {shown(filters.owner)} not found")
         conditions.append("item.owner_id = %(f_owner)s")
         params["f_owner"] = row[0]
     wanted = list({fold_case(name.strip()): name.strip() for name in filters.tags}.values())

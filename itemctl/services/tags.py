@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, literal
 from sqlmodel import Session, select
 
 from itemctl.core.errors import ConflictError, NotFoundError
-from itemctl.core.text import fold_case
+from itemctl.core.text import shown, fold_case
 from itemctl.models import ItemTag, Tag, TagCreate, TagPublic, User
 from itemctl.services import audit
 from itemctl.services.common import conflict_on_duplicate, validated
@@ -31,7 +31,7 @@ def _by_name(session: Session, name: str) -> Tag | None:
 def get_tag(*, session: Session, name: str) -> Tag:
     tag = _by_name(session, name)
     if tag is None:
-        raise NotFoundError(f"tag {name.strip()!r} not found")
+        raise NotFoundError(f"tag {shown(name.strip())} not found")
     return tag
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
+from itemctl.core.text import shown
 from itemctl.core.errors import ConflictError, NotFoundError
 from itemctl.models import Item, User, UserCreate, UserPublic, UserUpdate
 from itemctl.services import audit
@@ -16,7 +17,7 @@ from itemctl.services.identity import admin_exists, created_in_this_command, req
 def get_user(*, session: Session, username: str) -> User:
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
-        raise NotFoundError(f"user {username!r} not found")
+        raise NotFoundError(f"user {shown(username)} not found")
     return user
 
 

@@ -264,8 +264,11 @@ HOSTILE = {
     "bidi": "txt.\u202eexe",
     "cr": "over\rwrite",
     "markup": "[bold]x[/bold]",
+    "marks": "rl\u200fm al\u061cm",  # bidirectional marks
+    "invisible": "zero\u200bwidth b\ufeffom word\u2060joiner",
+    "separators": "line\u2028para\u2029graph",
 }
-RAW = ("\x1b", "\x07", "\u009b", "\u202e", "\r")
+RAW = ("\x1b", "\x07", "\u009b", "\u202e", "\r", "\u200f", "\u061c", "\u200b", "\ufeff", "\u2060", "\u2028", "\u2029")
 
 
 def store_hostile(url: str) -> None:
@@ -454,3 +457,39 @@ def test_a_sqlite_io_error_is_exit_7_not_a_bug(tmp_path):
         preexec_fn=lambda: (signal.signal(signal.SIGXFSZ, signal.SIG_IGN), __import__("resource").setrlimit(__import__("resource").RLIMIT_FSIZE, (1000, 1000))),
     )
     assert completed.returncode == 7 and "is not usable" in completed.stderr, completed.stderr
+
+
+def test_a_traceback_shows_stored_controls_escaped(backend, tmp_path):
+    """--verbose prints the traceback through the same gate as the error line."""
+    store_hostile(backend.url)
+    evil = "ev\x1b[31mil\x07"
+    written_by_another_program(backend.url, username=evil)
+    rows = tmp_path / "dup.csv"
+    rows.write_text("title\ndup\n")
+    first = run_process("--database-url", backend.url, "--as", "web", "items", "import", str(rows), "--owner", evil)
+    assert first.exit_code == 0, first.stderr
+    result = run_process("-v", "--database-url", backend.url, "--as", "web", "items", "import", str(rows), "--owner", evil, "--no-progress")
+    assert result.exit_code == 4, result.stderr
+    assert "Traceback" in result.stderr
+    for raw in RAW:
+        assert raw not in result.stderr, (raw, result.stderr)
+
+
+def test_text_that_is_not_utf8_in_a_sqlite_file_is_exit_6_without_echoing_it(sqlite_database):
+    """Another program stored bytes that are not UTF-8: every read names the column and
+    says what is wrong (exit 6), repeats none of the row's text, and is no bug (exit 1)."""
+    import sqlite3
+
+    url = sqlite_database("not-utf8.db")
+    assert run_process("--database-url", url, "--as", "alice", "items", "create", "seed").exit_code == 0
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+        connection.execute(
+            "INSERT INTO item (id, title, owner_id, created_at, updated_at)"
+            " SELECT '44444444000040008000000000000001', 'bad' || CAST(x'fffe1b5b33316d' AS TEXT) || 'secret', id,"
+            " '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000' FROM user WHERE username = 'alice'"
+        )
+    for command in (["items", "list"], ["items", "list", "-o", "json"], ["items", "get", "44444444"], ["items", "export"], ["db", "dump"]):
+        result = run_process("--database-url", url, "--as", "alice", *command)
+        assert result.exit_code == 6, (command, result.stderr)
+        assert "not UTF-8" in result.stderr and "title" in result.stderr, result.stderr
+        assert "secret" not in result.stderr and "\x1b" not in result.stderr, result.stderr

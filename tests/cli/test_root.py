@@ -262,3 +262,20 @@ def test_a_read_takes_the_urls_libpq_parameters(pg_url, query):
     assert run_process("--database-url", pg_url, "--as", "reader", "items", "create", "one").exit_code == 0
     result = run_process("--database-url", pg_url + query, "--as", "reader", "items", "count")
     assert (result.exit_code, result.stdout) == (0, "1\n"), result.stderr
+
+
+def test_a_name_not_found_is_echoed_cut_short(any_itemctl):
+    """A 10,000-character name that matches nobody is echoed as the input gate echoes
+    values: cut to about 60 characters, with its length."""
+    long_name = "x" * 10_000
+    assert any_itemctl("--as", "root", "users", "create", "root", "--admin").exit_code == 0
+    for command in (["users", "get", long_name], ["items", "list", "--owner", long_name], ["tags", "delete", long_name, "--yes"]):
+        result = any_itemctl("--as", "root", *command)
+        assert result.exit_code == 3, (command, result.stderr)
+        assert "(10,000 characters)" in result.stderr and len(result.stderr) < 300, result.stderr
+
+
+def test_a_port_that_is_not_a_number_is_named(run):
+    result = run("--database-url", "postgresql://u@127.0.0.1:abc/x", "items", "list")
+    assert result.exit_code == 7
+    assert "the port 'abc' is not a number" in result.stderr and "int()" not in result.stderr
