@@ -31,10 +31,11 @@ from itemctl.core.errors import InvalidInput, ItemctlError
 from itemctl.core.text import escape_controls
 
 # What JSON text may not carry raw: C0 (json.dumps escapes it already), DEL, C1, the
-# bidirectional overrides and isolates, and the line and paragraph separators. Outside
+# bidirectional overrides, isolates and marks, the zero-width space, word joiner and BOM,
+# and the line and paragraph separators. Outside
 # strings JSON text is ASCII, so escaping these wherever they appear is right; a raw
 # newline is only ever the end of a record (JSON lines), and stays.
-_JSON_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+_JSON_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\u061c\u200b\u200e\u200f\u2060\ufeff]")
 
 
 def json_text(value: str) -> str:
