@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from itemctl.core.config import Config
 
 _PARAMETER = re.compile(r"%\((\w+)\)s")
-SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def colon_parameters(sql: str) -> str:
@@ -42,7 +41,6 @@ class Reader:
         self.connection = connection
         self.dialect = dialect
         self.owned = owned  # opened here: ended and closed here too
-        self._sqlite_text: dict[str, str] = {}
 
     @classmethod
     def of(cls, sa_connection) -> Reader:
@@ -68,7 +66,7 @@ class Reader:
 
     def _execute(self, sql: str, params: dict):
         if not self.postgres:
-            sql = self._sqlite_text.get(sql) or self._sqlite_text.setdefault(sql, colon_parameters(sql))
+            sql = colon_parameters(sql)
         started = time.perf_counter() if is_verbose() else 0.0
         cursor = self.connection.cursor()
         cursor.execute(sql, params)
@@ -85,7 +83,8 @@ class Reader:
 
     def time_param(self, value: datetime):
         value = value.astimezone(timezone.utc)
-        return value if self.postgres else value.replace(tzinfo=None).strftime(SQLITE_TIME)
+        # As SQLAlchemy stores it: every field zero-padded (strftime drops the year's zeros).
+        return value if self.postgres else value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
     def id_value(self, value) -> uuid.UUID | None:
         if value is None or isinstance(value, uuid.UUID):

@@ -435,3 +435,12 @@ def test_ctrl_d_at_a_confirmation_is_not_confirmed(alice, report):
     """Ctrl-D at the question (the terminal's input ends: an empty input)."""
     result = alice("items", "delete", report["id"], terminal=True, input="")
     assert result.exit_code == 2 and "not confirmed" in result.stderr, result
+
+
+def test_a_timestamp_before_the_year_1000_filters_alike_on_both_backends(any_itemctl):
+    """Calendar edge: a bound in the year 5 is compared as a timestamp, not as text whose
+    year lost its leading zeros (SQLite stores timestamps as text)."""
+    assert any_itemctl("--as", "alice", "items", "create", "now").exit_code == 0
+    after = any_itemctl("--as", "alice", "items", "count", "--created-after", "0005-01-01")
+    before = any_itemctl("--as", "alice", "items", "count", "--created-before", "0005-01-01")
+    assert (after.exit_code, after.stdout, before.stdout) == (0, "1\n", "0\n"), (after.stderr, before.stderr)
