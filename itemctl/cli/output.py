@@ -80,11 +80,11 @@ def _cell(value, *, list_separator: str) -> str:
 
 
 def _tsv_cell(value) -> str:
-    # One record per line whatever the text holds: escape like PostgreSQL's COPY text
-    # format (which reads \x1b back too), so no control character reaches a terminal.
-    from itemctl.core.text import escape_controls
+    # One record per line whatever the text holds, in PostgreSQL's COPY text format
+    # (which reads every escape back), so no control character reaches a terminal.
+    from itemctl.core.text import copy_text
 
-    return escape_controls(_cell(value, list_separator=",").replace("\\", "\\\\"))
+    return copy_text(_cell(value, list_separator=","))
 
 
 def emit(

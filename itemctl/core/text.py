@@ -64,6 +64,20 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
     return pattern.sub(lambda match: escape_char(match.group()), text)
 
 
+def copy_text(text: str) -> str:
+    """A value as PostgreSQL's COPY text format writes it: a backslash doubled, a tab,
+    newline or carriage return as ``\\t``, ``\\n``, ``\\r``, and every other character
+    ``escape_controls`` escapes as its UTF-8 bytes (``\\x1b``, ``\\xc2\\x9b`` for the C1
+    CSI, ``\\xe2\\x80\\xae`` for a right-to-left override), which COPY reads back as the
+    same character: one record per line, nothing a terminal acts on, and nothing lost."""
+    return _SHOWN_ESCAPED.sub(_copy_escape, text.replace("\\", "\\\\"))
+
+
+def _copy_escape(match: re.Match) -> str:
+    character = match.group()
+    return _NAMED.get(character) or "".join(f"\\x{byte:02x}" for byte in character.encode())
+
+
 def fold_case(text: str) -> str:
     """Lower case as PostgreSQL's ``lower()`` does (libc ``towlower``): letter by letter,
     for every script, without Python's context rules (a final ``Σ`` becomes ``σ``, not

@@ -319,6 +319,25 @@ def test_json_escapes_controls_everywhere_and_csv_stays_exact_off_a_terminal(bac
     assert "T\x1b[31mRED" in as_csv.stdout and "csi\u009b31m" in as_csv.stdout  # byte-exact in a pipe
 
 
+def test_tab_separated_lines_read_back_exactly_through_copy(backend, pg_url):
+    """The default output off a terminal is PostgreSQL's COPY text format: inert (no raw
+    control, bidirectional or invisible character), and COPY reads every value back."""
+    import psycopg
+
+    store_hostile(backend.url)
+    listed = run_process("--database-url", backend.url, "--as", "web", "items", "list", env=process_env())
+    assert listed.exit_code == 0, listed.stderr
+    header, _, body = listed.stdout.partition("\n")
+    for raw in RAW:
+        assert raw not in body, raw
+    with psycopg.connect(pg_url.replace("+psycopg", "")) as conn:
+        conn.execute("CREATE TEMP TABLE listed ({})".format(", ".join(f'"{c}" text' for c in header.split("\t"))))
+        with conn.cursor().copy("COPY listed FROM STDIN") as copy:
+            copy.write(body.encode())
+        titles = [title for (title,) in conn.execute("SELECT title FROM listed")]
+    assert sorted(titles) == sorted(HOSTILE.values())
+
+
 @pytest.mark.parametrize("columns", [40, *(pytest.param(c, marks=pytest.mark.slow) for c in (80, 100))])
 def test_a_table_that_cannot_fit_turns_expanded_and_loses_nothing(backend, columns):
     fill_items(backend.url, 2)
