@@ -329,8 +329,9 @@ def _fail(error: ItemctlError, as_json: bool = False) -> int:
         silence_stdout()
         if isinstance(error, ReaderGone):
             return 0
-        if current().committed:
-            error.message += "; the change itself was committed"
+    if isinstance(error, OutputFailed) and current().committed:
+        # stdout, or a device or FIFO given as a file, which get their content only then
+        error.message += "; the change itself was committed"
     if _traceback_wanted():
         _print_traceback(error)
     _error(error.message, error.hint, code=error.exit_code, as_json=as_json)

@@ -109,7 +109,9 @@ def import_command(
         if file != "-":
             stack.callback(raw.close)
         stream = bulk.decompressed(raw, file)
-        rejects_out = _open_rejects(stack, rejects, dry_run=dry_run, reads=reads) if rejects is not None else None
+        rejects_out, finish_rejects = (
+            _open_rejects(stack, rejects, dry_run=dry_run, reads=reads) if rejects is not None else (None, None)
+        )
         # ExitStack unwinds in reverse: the session commits before the rejects file is
         # renamed into place (or handed to a FIFO), so a failed commit leaves none either.
         on_progress, on_phase = stack.enter_context(
@@ -136,6 +138,8 @@ def import_command(
                 on_notice=wording.notice,
             ),
         )
+        if finish_rejects:
+            finish_rejects()  # a full disk is found here, and the import rolls back
     _report_import(summary, dry_run=dry_run, output=output)
 
 
@@ -164,18 +168,24 @@ def _input_format(fmt: Optional[ImportFormat], file: str) -> str:
 
 
 def _open_rejects(stack, rejects: str, *, dry_run: bool, reads: dict[str, str]):
-    """The --rejects file as JSON lines of text, written in place only when the import
-    commits. A dry run writes nothing, the rejects file included: it is counted only."""
+    """The --rejects file as JSON lines of text, and what writes it out to the disk before
+    the commit; it is put in place only when the import commits. A dry run writes nothing,
+    the rejects file included: it is counted only."""
     import os
 
     from itemctl.core import sink
     from itemctl.core.files import atomic_output
 
     if dry_run:
-        return stack.enter_context(open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - closed by the stack
-    return stack.enter_context(
-        sink.text_lines(stack.enter_context(atomic_output(rejects, option="--rejects", reads=reads, json=True)))
-    )
+        return stack.enter_context(open(os.devnull, "w", encoding="utf-8")), None  # noqa: SIM115 - closed by the stack
+    out = stack.enter_context(atomic_output(rejects, option="--rejects", reads=reads, json=True))
+    text = stack.enter_context(sink.text_lines(out))
+
+    def finish() -> None:
+        text.flush()
+        out.finish()
+
+    return text, finish
 
 
 def _report_import(summary, *, dry_run: bool, output) -> None:

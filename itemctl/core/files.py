@@ -141,7 +141,7 @@ def _atomic(path: str, *, option: str, reads: Mapping[str, str], json: bool = Fa
         # A file that exists keeps its permissions (a private backup stays private); a new
         # one gets what any new file of the user gets.
         os.chmod(temporary, stat.S_IMODE(target.st_mode) if target is not None else 0o666 & ~_umask())
-        sink = Sink(out, target=path, kind="file", json=json)
+        sink = Sink(out, target=path, kind="file", json=json, finish=lambda: (out.flush(), os.fsync(out.fileno())))
         yield sink
         with sink.guard():
             out.flush()

@@ -23,7 +23,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
@@ -99,12 +99,15 @@ class Sink:
     ``json``: what passes is JSON text (escaped by ``json_text`` on every sink).
     """
 
-    def __init__(self, stream: IO[bytes], *, target: str, kind: str, json: bool = False) -> None:
+    def __init__(
+        self, stream: IO[bytes], *, target: str, kind: str, json: bool = False, finish: Callable[[], None] | None = None
+    ) -> None:
         self.stream = stream
         self.target = target
         self.kind = kind
         self.json = json
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._finish = finish
 
     @property
     def terminal(self) -> bool:
@@ -131,8 +134,17 @@ class Sink:
             raise output_error(error, self.target) from None
 
     def flush(self) -> None:
+        if getattr(self.stream, "closed", False):
+            return  # finished: everything was written out
         with self.guard():
             self.stream.flush()
+
+    def finish(self) -> None:
+        """Write out all that was written (a file: flushed and synced to disk), so that a
+        full disk or an I/O error is found now, while the command can still roll back;
+        nothing more may be written. What is left for the end is putting a file in place."""
+        with self.guard():
+            (self._finish or self.stream.flush)()
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -173,7 +185,12 @@ def compressed(out: Sink, *, json: bool = False) -> Iterator[Sink]:
     import gzip
 
     packed = gzip.GzipFile(fileobj=_RawSink(out), mode="wb", mtime=0, filename="")
-    yield Sink(packed, target=out.target, kind="file", json=json)  # type: ignore[arg-type]
+
+    def finish() -> None:
+        packed.close()  # the gzip trailer; closing again does nothing
+        out.finish()
+
+    yield Sink(packed, target=out.target, kind="file", json=json, finish=finish)  # type: ignore[arg-type]
     packed.close()
     out.flush()
 

@@ -407,6 +407,44 @@ def test_version_and_a_committed_change_on_a_full_disk(backend):
     assert gone.wait(timeout=60) == 0 and gone.stderr.read() == b""
 
 
+def _file_size_limit(limit: int):
+    """For a child process: files larger than ``limit`` bytes cannot be written (EFBIG),
+    as on a disk that is full."""
+
+    def limited() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return limited
+
+
+def test_a_rejects_file_that_cannot_be_written_imports_nothing(pg_url, tmp_path):
+    # PostgreSQL: the limit applies to every file the process writes, an SQLite database too.
+    source = tmp_path / "in.csv"
+    source.write_text("title,description\nkept,one\n,no title\n,no title either\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "itemctl", "--database-url", pg_url, "--as", "ann", "items", "import", str(source),
+         "--rejects", str(tmp_path / "rejects.jsonl")],
+        capture_output=True, text=True, env=process_env(), preexec_fn=_file_size_limit(64), timeout=60,
+    )
+    assert completed.returncode == 6, completed.stderr
+    assert completed.stderr.startswith(f"error: cannot write {tmp_path / 'rejects.jsonl'}: File too large"), completed.stderr
+    assert "committed" not in completed.stderr
+    assert run_process("--database-url", pg_url, "items", "count", env=process_env()).stdout == "0\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # no file, no temporary
+
+
+def test_rejects_to_a_full_device_says_the_import_was_committed(backend, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("title,description\nkept,one\n,no title\n")
+    result = run_process("--database-url", backend.url, "--as", "ann", "items", "import", str(source), "--rejects", "/dev/full")
+    assert result.exit_code == 6
+    assert result.stderr == "error: cannot write /dev/full: No space left on device; the change itself was committed\n"
+    assert backend.rows("SELECT title FROM item") == [("kept",)]
+
+
 def test_a_compressed_input_cut_short_or_not_gzip_is_exit_6(backend, tmp_path):
     import gzip
 
