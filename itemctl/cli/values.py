@@ -28,8 +28,9 @@ INTEGER_RANGE = (-(2**63), 2**63 - 1)  # PostgreSQL's bigint, SQLite's INTEGER
 MAX_TEXT = 10_000
 
 # Options whose empty value means something: "" clears a description or an email; a
-# database URL and a rejects path have checks of their own (exit 7 and exit 2).
-MAY_BE_EMPTY = {"description", "email", "database_url", "rejects"}
+# database URL has checks of its own (exit 7). An empty path is exit 6 here, as every
+# other empty value.
+MAY_BE_EMPTY = {"description", "email", "database_url"}
 
 
 def guard(command) -> None:

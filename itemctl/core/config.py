@@ -139,13 +139,16 @@ def _libpq_defaults() -> dict[str, str | None]:
 
 def _libpq_resolved() -> str:
     """``postgresql://USER@HOST:PORT/DB`` as libpq's defaults resolve it (PGHOST, PGPORT,
-    PGUSER, PGDATABASE), with the service named when PGSERVICE chose it."""
+    PGUSER, PGDATABASE); when PGSERVICE chose the database, the service by name (libpq
+    reads its file only when it connects, so any URL shown would be made up)."""
+    from itemctl.core.text import shown
 
+    service = os.environ.get("PGSERVICE")
+    if service:
+        return f"the service {shown(service)} of libpq's service file"
     values = _libpq_defaults()
     user = values.get("user") or ""
-    name = f"postgresql://{user}@{values.get('host') or 'localhost'}:{values.get('port') or 5432}/{values.get('dbname') or user}"
-    service = os.environ.get("PGSERVICE")
-    return f"{name} (service {service})" if service else name
+    return f"postgresql://{user}@{values.get('host') or 'localhost'}:{values.get('port') or 5432}/{values.get('dbname') or user}"
 
 
 def _split_password(url: str) -> tuple[str, str, str] | None:

@@ -204,6 +204,18 @@ def test_a_database_libpq_configures_is_named_by_what_libpq_resolved():
     assert "postgresql://app_x@127.0.0.1:1/items_x (from PGHOST/PGSERVICE (libpq))" in one_error(completed.stderr)
 
 
+def test_a_service_libpq_cannot_find_is_named_as_the_service_without_a_made_up_url(tmp_path):
+    services = tmp_path / "pg_service.conf"
+    services.write_text("[other]\nhost=127.0.0.1\n")
+    env = process_env(PGSERVICE="nosuch", PGSERVICEFILE=str(services), ITEMCTL_ENV="prod")
+    completed = subprocess.run(
+        [sys.executable, "-m", "itemctl", "--as", "x", "items", "count"], capture_output=True, text=True, env=env, timeout=60
+    )
+    line = one_error(completed.stderr)
+    assert completed.returncode == 7, completed.stderr
+    assert "service 'nosuch'" in line and "postgresql://" not in line, line
+
+
 def test_a_lock_held_by_another_role_is_named_by_pid_and_role(postgres_admin, make_database):
     import psycopg
 

@@ -223,7 +223,10 @@ def test_rejects_are_checked_before_the_import_and_reach_a_stream_only_after_com
     rows.write_text("title\ngood one\n\nbad\x1bone\n")
     env = process_env()
     empty = run_process("--database-url", backend.url, "items", "import", str(rows), "--rejects", "", env=env)
-    assert empty.exit_code == 2 and "--rejects needs a path" in empty.stderr, empty
+    assert empty.exit_code == 6 and empty.stderr.startswith("error: --rejects is empty"), empty
+    for command in (["items", "export"], ["db", "dump"]):  # every empty path alike
+        other = run_process("--database-url", backend.url, *command, "--file", "", env=env)
+        assert other.exit_code == 6 and other.stderr.startswith("error: --file is empty"), other
     assert backend.rows("SELECT count(*) FROM item") == [(0,)]
     conflicting = tmp_path / "conflict.csv"
     conflicting.write_text("title\nfresh\nsame\nbad\x1bline\n")
