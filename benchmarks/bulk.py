@@ -20,6 +20,7 @@ For each size it generates N items (100 owners; 0-3 of 50 tags each) as CSV, the
 
 and prints rows/s, the peak RSS of each itemctl process, the phase timings each import
 reports with -v (client CPU, items, links, indexes, constraints; or stage, check, write),
+the WAL each load wrote and the checkpoints during it,
 and the ratios (b)/(a), (b')/(a), (p)/(a),
 (s)/(a), (u)/(a) and (c)/(d). Databases are created on the server at --server (default: the
 local one as role postgres) and dropped at the end.
@@ -62,6 +63,20 @@ class Server:
     def url_of(self, name: str) -> str:
         base, _, _ = self.url.rpartition("/")
         return f"{base}/{name}"
+
+    def with_wal(self, step) -> Run:
+        """Run a timed step; add the WAL it wrote and the checkpoints during it to its phases (the
+        same rows should write the same WAL, and a checkpoint mid-load costs full-page
+        images: the first thing to compare when two loads differ). Both are the server's
+        own counts: run nothing else against it meanwhile."""
+        before = self.admin.execute("SELECT pg_current_wal_lsn(), checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter").fetchone()
+        result = step()
+        wal, checkpoints = self.admin.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s), checkpoints_timed + checkpoints_req - %s FROM pg_stat_bgwriter",
+            before,
+        ).fetchone()
+        result.phases = ", ".join(filter(None, [result.phases, f"WAL {int(wal) // 1_000_000:,} MB, {checkpoints} checkpoint{'' if checkpoints == 1 else 's'}"]))
+        return result
 
     def drop_all(self) -> None:
         for name in self.created:
@@ -156,18 +171,18 @@ def baseline(server: Server, base_url: str, work: Path, base_items: Path, base_l
     psql(base_url, "-c", "DROP TABLE IF EXISTS base_item_tag, base_item;" + BASELINE_TABLES)
     checkpoint(server)
     with open(work / "psql-timing.txt", "w+b") as timing:
-        result = psql(
+        result = server.with_wal(lambda: psql(
             base_url,
             "-1",
             "-c", "\\timing on",
             "-c", f"\\copy base_item (id, title, description, owner_id, created_at, updated_at) FROM '{base_items}' CSV",
             "-c", f"\\copy base_item_tag (item_id, tag_id) FROM '{base_links}' CSV",
             stdout=timing,
-        )
+        ))
         timing.seek(0)
         times = [float(line.split()[1]) / 1000 for line in timing.read().decode().splitlines() if line.startswith("Time:")]
     if len(times) == 2:
-        result.phases = f"items {times[0]:.2f} s, links {times[1]:.2f} s"
+        result.phases = f"items {times[0]:.2f} s, links {times[1]:.2f} s, {result.phases}"
     return result
 
 
@@ -176,7 +191,7 @@ def fresh_import(server: Server, name: str, items_csv: Path, *flags: str) -> Run
     url = server.database(name)
     prepare(url)
     checkpoint(server)
-    return run(importing(url, str(items_csv), *flags))
+    return server.with_wal(lambda: run(importing(url, str(items_csv), *flags)))
 
 
 def piped_import(server: Server, name: str, items_csv: Path) -> Run:
@@ -187,7 +202,7 @@ def piped_import(server: Server, name: str, items_csv: Path) -> Run:
     prepare(url)
     checkpoint(server)
     command = " ".join(shlex.quote(part) for part in importing(url, "-"))
-    return run(["sh", "-c", f"cat {shlex.quote(str(items_csv))} | {command}"])
+    return server.with_wal(lambda: run(["sh", "-c", f"cat {shlex.quote(str(items_csv))} | {command}"]))
 
 
 def measure(server: Server, rows: int, keep: Path | None, quick: bool = False, repeat: int = 1) -> dict[str, Run]:
