@@ -18,7 +18,9 @@ gate, ``itemctl.core.sink``):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import stat
 import sys
@@ -50,7 +52,7 @@ def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) 
         target = None
     except OSError as error:
         raise InvalidInput(f"cannot write {option} {path}: {error.strerror}") from None
-    special = _is_special(target)
+    special = _is_special(target) or descriptor_of(path) is not None
     if not special:
         _refuse_planted_link(path, option)
     resolved = os.path.realpath(path)
@@ -125,7 +127,7 @@ def atomic_output(
 @contextmanager
 def _atomic(path: str, *, option: str, reads: Mapping[str, str], json: bool = False) -> Iterator[Sink]:
     target = check_output_path(path, option=option, reads=reads)
-    if _is_special(target):
+    if _is_special(target) or descriptor_of(path) is not None:
         yield from _spooled(path, json=json)
         return
     resolved = os.path.realpath(path)
@@ -159,6 +161,26 @@ def _atomic(path: str, *, option: str, reads: Mapping[str, str], json: bool = Fa
         temporaries.discard(temporary)
 
 
+_DESCRIPTOR = re.compile(r"/(?:dev|proc/self)/fd/(\d+)")
+
+
+def descriptor_of(path: str) -> int | None:
+    """The open descriptor a path names (``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/3``),
+    if any. Such a target is the stream itself: written through the descriptor, never
+    reopened or renamed over, so ``--file /dev/stdout >> app.log`` appends to the log."""
+    seen = os.path.abspath(path)
+    for _ in range(8):  # /dev/stdout -> /proc/self/fd/1
+        found = _DESCRIPTOR.fullmatch(seen)
+        if found:
+            return int(found.group(1))
+        try:
+            link = os.readlink(seen)
+        except OSError:
+            return None
+        seen = os.path.normpath(os.path.join(os.path.dirname(seen), link))
+    return None
+
+
 def _is_special(target: os.stat_result | None) -> bool:
     """A FIFO, a socket or a device: written in place, never renamed over."""
     return target is not None and not stat.S_ISREG(target.st_mode) and not stat.S_ISDIR(target.st_mode)
@@ -181,7 +203,15 @@ def _spooled(path: str, *, json: bool) -> Iterator[Sink]:
     with tempfile.TemporaryFile() as spool:
         yield Sink(spool, target=path, kind="special", json=json)
         spool.seek(0)
-        with Sink(spool, target=path, kind="special").guard(), open(path, "wb") as out:
+        descriptor = descriptor_of(path)
+        if descriptor is not None:  # what itemctl wrote there itself goes first
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+        with (
+            Sink(spool, target=path, kind="special").guard(),
+            os.fdopen(os.dup(descriptor), "wb") if descriptor is not None else open(path, "wb") as out,  # noqa: SIM115
+        ):
             if out.isatty():  # /dev/tty, or /dev/stdout on a terminal: shown as data
                 shown = Sink(out, target=path, kind="terminal")
                 while block := spool.read(1 << 16):

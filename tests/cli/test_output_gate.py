@@ -410,6 +410,33 @@ def test_version_and_a_committed_change_on_a_full_disk(backend):
     assert gone.wait(timeout=60) == 0 and gone.stderr.read() == b""
 
 
+def test_dev_stdout_and_stderr_as_a_file_option_write_to_the_stream_a_log_file_keeps(backend, tmp_path):
+    """``--rejects /dev/stdout >> app.log``: the content goes where the stream goes,
+    after what the log held; the log file is never replaced."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\nok\nbad\x1bone\n")
+    logs = {}
+    for name, args, stream in (
+        ("rejects", ["items", "import", str(rows), "--rejects", "/dev/stdout"], "stdout"),
+        ("export", ["items", "export", "--file", "/dev/stdout"], "stdout"),
+        ("dump", ["db", "dump", "--file", "/dev/stderr"], "stderr"),
+    ):
+        log = logs[name] = tmp_path / f"{name}.log"
+        log.write_text("earlier line\n")
+        with open(log, "ab") as appended:
+            completed = subprocess.run(
+                [sys.executable, "-m", "itemctl", "--database-url", backend.url, *args],
+                stdout=appended if stream == "stdout" else subprocess.PIPE,
+                stderr=appended if stream == "stderr" else subprocess.PIPE,
+                env=process_env(), timeout=60,
+            )
+        assert completed.returncode == 0, (name, completed)
+    assert logs["rejects"].read_text().startswith("earlier line\n{") and '"line": 3' in logs["rejects"].read_text()
+    assert logs["export"].read_text() == "earlier line\ntitle,description,owner,tags\nok,,dev-user,\n"
+    assert logs["dump"].read_text().startswith("earlier line\n{")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".") or "deleted" in p.name]  # no temporary
+
+
 def _file_size_limit(limit: int):
     """For a child process: files larger than ``limit`` bytes cannot be written (EFBIG),
     as on a disk that is full."""
