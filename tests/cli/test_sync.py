@@ -49,3 +49,35 @@ def test_sync_makes_one_owners_items_equal_to_the_file(any_itemctl, tmp_path):
     assert code == 2 and "--mode sync needs --owner" in err, err
     code, _, err = itemctl("items", "import", empty, "--mode", "sync", "--owner", "team", "--allow-empty")
     assert code == 0 and titles("team") == [], err
+
+
+def test_sync_keeps_an_item_whose_row_was_rejected_and_refuses_a_row_of_an_unknown_owner(any_itemctl, tmp_path):
+    """The file lists an item whose row was set aside (--rejects): sync leaves it as it is,
+    never deletes it. A row naming any other owner, known or not, is exit 2."""
+
+    def itemctl(*args):
+        result = any_itemctl("--as", "root", *args)
+        return result.exit_code, result.stdout, result.stderr
+
+    def titles():
+        return sorted((i["title"], i["description"]) for i in json.loads(itemctl("items", "list", "--owner", "team", "-o", "json")[1]))
+
+    itemctl("users", "create", "root", "--admin")
+    itemctl("users", "create", "team")
+    for title in ("kept", "gone"):
+        itemctl("items", "create", title, "--owner", "team", "--description", "precious")
+    nightly = tmp_path / "nightly.csv"
+    nightly.write_text("title,description,tags\nfresh,x,\n kept ,changed,bad\x1btag\n")
+    for dry_run in (["--dry-run"], []):
+        code, out, err = itemctl("items", "import", str(nightly), "--mode", "sync", "--owner", "team",
+                                 "--rejects", str(tmp_path / "rejects.jsonl"), "-o", "json", *dry_run)
+        summary = json.loads(out)
+        assert code == 0 and (summary["rejected"], summary["deleted"]) == (1, 1), (out, err)
+        assert summary.get("would_delete", ["gone"]) == ["gone"], out
+    assert titles() == [("fresh", "x"), ("kept", "precious")]
+
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("title,owner\nfresh,team\nother,nobody\n")
+    code, _, err = itemctl("items", "import", str(unknown), "--mode", "sync", "--owner", "team", "--rejects", str(tmp_path / "r.jsonl"))
+    assert code == 2 and "owner 'nobody' is not 'team'" in err, err
+    assert titles() == [("fresh", "x"), ("kept", "precious")]

@@ -7,6 +7,7 @@ The pipeline sits above the loader and nothing imports back up.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -142,6 +143,9 @@ class Loader:
         self.connection = connection
         self.options = options
         self.store = store_for(connection)
+        # sync: the titles of rows set aside (--rejects); the file lists those items, so
+        # they are kept as they are. Only the rejected rows' titles are held.
+        self.rejected_titles: set[str] = set()
 
     def _query(self, sql: str, **params):
         return self.connection.execute(text(sql), params).all()
@@ -204,6 +208,13 @@ class Loader:
                 fields=("mode",),
             )
 
+    def keep_rejected(self, data: object) -> None:
+        """sync: the item a rejected row names by its title (trimmed, NFC, as stored) is
+        not deleted: the file lists it. A row without a usable title names no item."""
+        title = data.get("title") if isinstance(data, dict) else None
+        if isinstance(title, str) and title.strip():
+            self.rejected_titles.add(unicodedata.normalize("NFC", title.strip()))
+
     def staged_rows(self) -> int:
         return self._query("SELECT count(*) FROM import_row")[0][0]
 
@@ -214,8 +225,17 @@ class Loader:
             'FROM item WHERE owner_id = (SELECT id FROM "user" WHERE username = :owner) '
             "AND NOT EXISTS (SELECT 1 FROM import_row s WHERE s.title = item.title)"
         )
+        if self.rejected_titles:
+            self.connection.execute(text("DROP TABLE IF EXISTS import_kept"))
+            self.connection.execute(text("CREATE TEMPORARY TABLE import_kept (title text NOT NULL)"))
+            self.connection.execute(
+                text("INSERT INTO import_kept (title) VALUES (:title)"), [{"title": t} for t in sorted(self.rejected_titles)]
+            )
+            missing += " AND NOT EXISTS (SELECT 1 FROM import_kept k WHERE k.title = item.title)"
         titles = [t for (t,) in self._query(f"SELECT title {missing} ORDER BY title", owner=owner)] if self.options.list_deleted else []
         deleted = self.connection.execute(text(f"DELETE {missing}"), {"owner": owner}).rowcount
+        if self.rejected_titles:
+            self.connection.execute(text("DROP TABLE import_kept"))
         return deleted, titles
 
     @contextmanager

@@ -173,6 +173,8 @@ def _stage(loader: Loader, actor: User, default_owner: str, stream: IO[bytes], o
             if isinstance(checked, str):
                 if options.rejects:
                     options.rejects.write(record.line, record.row, checked, source_of(record.data))
+                    if options.mode == "sync":
+                        loader.keep_rejected(record.data)
                 else:
                     invalid.add(record.line, record.row, checked)
                 continue
@@ -185,8 +187,8 @@ def _stage(loader: Loader, actor: User, default_owner: str, stream: IO[bytes], o
 
 
 def _sync_checks(loader: Loader, options: ImportOptions) -> None:
-    """sync: one owner's rows, and never an empty input taken for "that owner has nothing"."""
-    loader.require_one_owner(options.owner)
+    """sync: never an empty input taken for "that owner has nothing" (rows set aside
+    do not count)."""
     if not options.allow_empty and loader.staged_rows() == 0:
         raise InvalidInput(
             f"the input holds no rows: {{mode}} sync would delete every item of {options.owner!r}; nothing was changed",
@@ -200,6 +202,10 @@ def _check_and_write(loader: Loader, options: ImportOptions, invalid: Problems, 
     phase = options.on_phase or (lambda name: None)
     phase("checking")
     started = time.perf_counter()
+    if options.mode == "sync":
+        # One owner's rows, before any row is set aside: a row of another owner, known
+        # or not, is a usage error, never a reject that would delete that item.
+        loader.require_one_owner(options.owner)
     if options.rejects:
         loader.reject_unknown_owners_and_duplicates()
     else:
