@@ -421,3 +421,18 @@ def test_a_reading_option_that_cannot_be_used_is_exit_6(any_itemctl, tmp_path, a
     path.write_text("title\none\n")
     result = any_itemctl("--as", "alice", "items", "import", str(path), *args)
     assert result.exit_code == code and said in result.stderr, result
+
+
+def test_a_csv_field_too_long_for_any_item_is_one_rejected_row_and_old_mac_lines_are_named(any_itemctl, tmp_path):
+    huge = tmp_path / "huge.csv"
+    huge.write_text("title,description\nok1,a\nhuge,\"" + "x" * 200_000 + "\"\nok2,b\n")
+    result = any_itemctl("items", "import", str(huge), "--rejects", str(tmp_path / "rejects.jsonl"))
+    assert result.exit_code == 0, result.stderr
+    rejected = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["reason"].split(":")[0]) for r in rejected] == [(3, "description")]
+    assert any_itemctl("items", "count").stdout == "2\n"
+    classic_mac = tmp_path / "mac.csv"
+    classic_mac.write_bytes(b"title,description\rA,x\r")
+    failed = any_itemctl("items", "import", str(classic_mac))
+    assert failed.exit_code == 6 and "universal-newline" not in failed.stderr, failed.stderr
+    assert "carriage return" in failed.stderr, failed.stderr

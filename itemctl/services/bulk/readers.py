@@ -128,6 +128,9 @@ def _read_csv(text_stream, delimiter: str = ",") -> Iterator[Record]:
         raise InvalidInput(
             f"{{delimiter}} must be one character, not {delimiter!r}", hint="for a tab: {delimiter} $'\\t'", fields=("delimiter",)
         )
+    # A field longer than any item holds is still read, so that its row is one invalid
+    # row (set aside with --rejects); past this, the file is not an export of items.
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     reader = csv.reader(text_stream, strict=True, delimiter=delimiter)
     try:
         header = next(reader, None)
@@ -152,7 +155,20 @@ def _read_csv(text_stream, delimiter: str = ",") -> Iterator[Record]:
             else:
                 yield Record(start, row_number, dict(zip(header, values)))
     except csv.Error as error:
-        raise InvalidInput(f"line {reader.line_num}: malformed CSV: {error}") from None
+        raise InvalidInput(f"line {reader.line_num}: malformed CSV: {_csv_problem(error)}") from None
+
+
+CSV_FIELD_LIMIT = 16 << 20  # characters
+
+
+def _csv_problem(error: csv.Error) -> str:
+    """Python's csv message, in terms of the file (never an option itemctl lacks)."""
+    said = str(error)
+    if said.startswith("field larger than field limit"):
+        return f"a field is longer than {CSV_FIELD_LIMIT:,} characters (no item field holds more than 1,000)"
+    if said.startswith("new-line character seen in unquoted field"):
+        return "a carriage return ends a line here (old Mac line endings?): lines must end in LF or CRLF"
+    return said
 
 
 class _Header(list):
