@@ -217,16 +217,33 @@ class FieldCountError:
     values: list[str]
 
 
-class RepeatedKey(ValueError):
-    """An object that names one key twice: JSON keeps the last, silently; itemctl refuses."""
+class _RepeatedKeys(dict):
+    """An object decoded whole though it names a key twice (or holds one that does), so
+    that its record can be set aside as one invalid row and the reading go on."""
+
+    repeated: str
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     data = dict(pairs)
     if len(data) != len(pairs):
         seen: set[str] = set()
-        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise RepeatedKey(f"names {repeated!r} more than once")
+        marked = _RepeatedKeys(data)
+        marked.repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        return marked
+    for value in data.values():
+        if isinstance(value, _RepeatedKeys):
+            marked = _RepeatedKeys(data)
+            marked.repeated = value.repeated
+            return marked
+    return data
+
+
+def _refused(data: object, source: str) -> object:
+    """The record as read, or a JsonError when an object in it names a key twice (JSON
+    keeps the last, silently; itemctl refuses the record)."""
+    if isinstance(data, _RepeatedKeys):
+        return JsonError(f"invalid record: it names {data.repeated!r} more than once", source)
     return data
 
 
@@ -240,7 +257,7 @@ def _read_jsonl(text_stream: IO[str]) -> Iterator[Record]:
             continue
         row_number += 1
         try:
-            data = _DECODER.decode(line)
+            data = _refused(_DECODER.decode(line), line.rstrip("\r\n"))
         except json.JSONDecodeError as error:
             if not line.endswith("\n"):  # the last line, cut short: the file is not whole
                 raise InvalidInput(
@@ -248,8 +265,6 @@ def _read_jsonl(text_stream: IO[str]) -> Iterator[Record]:
                     hint="the file was cut short: check how it was written or copied",
                 ) from None
             data = JsonError(f"invalid JSON: {error.msg} (column {error.colno})", line.rstrip("\r\n"))
-        except RepeatedKey as error:
-            data = JsonError(f"invalid record: it {error}", line.rstrip("\r\n"))
         except RecursionError:
             data = JsonError("invalid record: nested too deeply", line.rstrip("\r\n")[:200])
         yield Record(line_number, row_number, data)
@@ -328,11 +343,9 @@ def _read_json_array(text_stream: IO[str], chunk_size: int = 1 << 16) -> Iterato
                 raise InvalidInput(
                     f"line {where}: element {row_number + 1} of the JSON array is not valid JSON: {error.msg}"
                 ) from None
-            except RepeatedKey as error:
-                raise InvalidInput(f"line {line}: element {row_number + 1} of the JSON array {error}") from None
             except RecursionError:
                 raise InvalidInput(f"line {line}: element {row_number + 1} of the JSON array is nested too deeply") from None
         row_number += 1
-        yield Record(line, row_number, data)
+        yield Record(line, row_number, _refused(data, buffer[position:end]) if isinstance(data, _RepeatedKeys) else data)
         line += buffer.count("\n", position, end)
         position = end
