@@ -81,3 +81,14 @@ def test_sync_keeps_an_item_whose_row_was_rejected_and_refuses_a_row_of_an_unkno
     code, _, err = itemctl("items", "import", str(unknown), "--mode", "sync", "--owner", "team", "--rejects", str(tmp_path / "r.jsonl"))
     assert code == 2 and "owner 'nobody' is not 'team'" in err, err
     assert titles() == [("fresh", "x"), ("kept", "precious")]
+
+
+def test_an_import_for_an_owner_who_does_not_exist_is_exit_3_before_any_row(any_itemctl, tmp_path):
+    any_itemctl("--as", "root", "users", "create", "root", "--admin")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\none\ntwo\n")
+    for extra in ([], ["--rejects", str(tmp_path / "r.jsonl")], ["--mode", "sync"], ["--mode", "upsert", "--dry-run"]):
+        result = any_itemctl("--as", "root", "items", "import", str(rows), "--owner", "ghost", *extra)
+        assert result.exit_code == 3 and result.stderr.startswith("error: user 'ghost' not found"), (extra, result.stderr)
+    assert not (tmp_path / "r.jsonl").exists()
+    assert any_itemctl("--as", "root", "items", "count").stdout == "0\n"

@@ -52,6 +52,12 @@ def import_items(*, session: Session, actor: User, stream: IO[bytes], options: I
     started = time.perf_counter()
     default_owner = options.owner or actor.username
     _require_default_owner(actor, default_owner)
+    if options.owner is not None and options.owner != actor.username:
+        # A mistyped --owner is one error up front (exit 3), as on every other command,
+        # never every row set aside as naming an unknown user.
+        from itemctl.services.users import get_user
+
+        get_user(session=session, username=options.owner)
     # A fallback to the staged path says nothing twice (--exclusive's notices).
     options = replace(options, on_notice=_once(options.on_notice))
     connection = session.connection()
