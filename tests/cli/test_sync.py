@@ -92,3 +92,34 @@ def test_an_import_for_an_owner_who_does_not_exist_is_exit_3_before_any_row(any_
         assert result.exit_code == 3 and result.stderr.startswith("error: user 'ghost' not found"), (extra, result.stderr)
     assert not (tmp_path / "r.jsonl").exists()
     assert any_itemctl("--as", "root", "items", "count").stdout == "0\n"
+
+
+def test_sync_keeps_items_of_rows_set_aside_in_any_shape_and_refuses_another_owners_invalid_row(any_itemctl, backend, tmp_path):
+    """A record naming a key twice and a CSV row with a field too many still list their
+    titles; another owner's row is exit 2 even when it is invalid too."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(backend.url)
+    with engine.begin() as connection:  # a table of the user's that happens to share a name itemctl uses
+        connection.execute(text("CREATE TABLE import_kept (note text)"))
+    engine.dispose()
+    any_itemctl("--as", "root", "users", "create", "root", "--admin")
+    any_itemctl("--as", "root", "users", "create", "bob")
+    for title in ("a", "b", "c", "gone"):
+        any_itemctl("--as", "root", "items", "create", title, "--owner", "root")
+    jsonl = tmp_path / "n.jsonl"
+    jsonl.write_text('{"title": "a"}\n{"title": "b", "tags": ["y"], "tags": ["q"]}\n')
+    csv = tmp_path / "n.csv"
+    csv.write_text("title,description,tags\na,,\nc,,y,extra\n")
+    for source in (jsonl, csv):
+        result = any_itemctl("--as", "root", "items", "import", str(source), "--mode", "sync", "--owner", "root",
+                             "--rejects", str(tmp_path / "r.jsonl"), "--dry-run", "-o", "json")
+        summary = json.loads(result.stdout)
+        assert result.exit_code == 0 and summary["rejected"] == 1, result.stderr
+        kept = "b" if source is jsonl else "c"
+        assert kept not in summary["would_delete"] and "gone" in summary["would_delete"], (source.name, summary)
+    other = tmp_path / "other.csv"
+    other.write_text("title,owner,tags\na,root,\nb,bob," + "t" * 70 + "\n")
+    result = any_itemctl("--as", "root", "items", "import", str(other), "--mode", "sync", "--owner", "root", "--rejects", str(tmp_path / "r.jsonl"))
+    assert result.exit_code == 2 and "owner 'bob' is not 'root'" in result.stderr, result.stderr
+    assert backend.rows("SELECT count(*) FROM import_kept") == [(0,)]  # the user's own table is still there

@@ -59,6 +59,14 @@ def require_permission(row: ValidRow, username: str, is_admin: bool) -> None:
         raise _not_yours(row.line, row.row, row.owner, username)
 
 
+def _not_one_owner(line: int, row: int, other: str, owner: str) -> UsageError:
+    return UsageError(
+        f"{where(line, row)}: owner {other!r} is not {owner!r}; {{mode}} sync makes one owner's items equal to the input, nothing was changed",
+        hint="give one owner's rows, or leave the owner column empty",
+        fields=("mode",),
+    )
+
+
 def _not_yours(line: int, row: int, owner: str, username: str) -> PermissionDenied:
     return PermissionDenied(
         f"{where(line, row)}: only an admin may import items for another user (owner {owner!r}; you are {username!r})"
@@ -201,17 +209,17 @@ class Loader:
         """sync makes one owner's items equal to the input: a row of another is a usage error."""
         rows = self._query("SELECT line, rownum, owner FROM import_row WHERE owner <> :owner ORDER BY rownum LIMIT 1", owner=owner)
         if rows:
-            line, row, other = rows[0]
-            raise UsageError(
-                f"{where(line, row)}: owner {other!r} is not {owner!r}; {{mode}} sync makes one owner's items equal to the input, nothing was changed",
-                hint="give one owner's rows, or leave the owner column empty",
-                fields=("mode",),
-            )
+            raise _not_one_owner(*rows[0], owner)
 
-    def keep_rejected(self, data: object) -> None:
-        """sync: the item a rejected row names by its title (trimmed, NFC, as stored) is
-        not deleted: the file lists it. A row without a usable title names no item."""
-        title = data.get("title") if isinstance(data, dict) else None
+    def keep_rejected(self, line: int, row: int, data: object) -> None:
+        """sync, a row set aside: another owner's row is still a usage error; otherwise
+        the item it names by its title (trimmed, NFC, as stored) is not deleted, because
+        the file lists it. A row without a usable title names no item."""
+        fields = data if isinstance(data, dict) else getattr(data, "fields", None) or {}
+        owner = fields.get("owner")
+        if isinstance(owner, str) and owner.strip() and owner.strip() != self.options.owner:
+            raise _not_one_owner(line, row, owner.strip(), self.options.owner)
+        title = fields.get("title")
         if isinstance(title, str) and title.strip():
             self.rejected_titles.add(unicodedata.normalize("NFC", title.strip()))
 
@@ -225,17 +233,20 @@ class Loader:
             'FROM item WHERE owner_id = (SELECT id FROM "user" WHERE username = :owner) '
             "AND NOT EXISTS (SELECT 1 FROM import_row s WHERE s.title = item.title)"
         )
+        # The session's own temporary table, always named with its schema: a table of the
+        # user's that shares the name is never touched.
+        kept = "pg_temp.import_kept" if self.connection.dialect.name == "postgresql" else "temp.import_kept"
         if self.rejected_titles:
-            self.connection.execute(text("DROP TABLE IF EXISTS import_kept"))
-            self.connection.execute(text("CREATE TEMPORARY TABLE import_kept (title text NOT NULL)"))
+            self.connection.execute(text(f"DROP TABLE IF EXISTS {kept}"))
+            self.connection.execute(text(f"CREATE TABLE {kept} (title text NOT NULL)"))
             self.connection.execute(
-                text("INSERT INTO import_kept (title) VALUES (:title)"), [{"title": t} for t in sorted(self.rejected_titles)]
+                text(f"INSERT INTO {kept} (title) VALUES (:title)"), [{"title": t} for t in sorted(self.rejected_titles)]
             )
-            missing += " AND NOT EXISTS (SELECT 1 FROM import_kept k WHERE k.title = item.title)"
+            missing += f" AND NOT EXISTS (SELECT 1 FROM {kept} k WHERE k.title = item.title)"
         titles = [t for (t,) in self._query(f"SELECT title {missing} ORDER BY title", owner=owner)] if self.options.list_deleted else []
         deleted = self.connection.execute(text(f"DELETE {missing}"), {"owner": owner}).rowcount
         if self.rejected_titles:
-            self.connection.execute(text("DROP TABLE import_kept"))
+            self.connection.execute(text(f"DROP TABLE {kept}"))
         return deleted, titles
 
     @contextmanager

@@ -180,7 +180,7 @@ def _stage(loader: Loader, actor: User, default_owner: str, stream: IO[bytes], o
                 if options.rejects:
                     options.rejects.write(record.line, record.row, checked, source_of(record.data))
                     if options.mode == "sync":
-                        loader.keep_rejected(record.data)
+                        loader.keep_rejected(record.line, record.row, record.data)
                 else:
                     invalid.add(record.line, record.row, checked)
                 continue

@@ -148,7 +148,7 @@ def _read_csv(text_stream, delimiter: str = ",") -> Iterator[Record]:
             if len(values) == width + 1 and values[-1] == "" and header.trailing_blank:
                 values = values[:-1]  # the spreadsheet's empty trailing column
             if len(values) != width:
-                yield Record(start, row_number, FieldCountError(len(values), width, values))
+                yield Record(start, row_number, FieldCountError(len(values), width, values, dict(zip(header, values))))
                 continue
             if header.ignored:
                 yield Record(start, row_number, {k: v for k, v in zip(header, values) if k not in IGNORED})
@@ -215,6 +215,7 @@ class FieldCountError:
     got: int
     expected: int
     values: list[str]
+    fields: dict  # the values the header names, as far as they go: what the row says it is
 
 
 class _RepeatedKeys(dict):
@@ -232,18 +233,32 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
         marked.repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
         return marked
     for value in data.values():
-        if isinstance(value, _RepeatedKeys):
+        repeated = _repeated_in(value)
+        if repeated is not None:
             marked = _RepeatedKeys(data)
-            marked.repeated = value.repeated
+            marked.repeated = repeated
             return marked
     return data
+
+
+def _repeated_in(value: object) -> str | None:
+    """The key named twice in an object within ``value`` (objects mark themselves as
+    they are decoded; a list passes the mark on), if any."""
+    if isinstance(value, _RepeatedKeys):
+        return value.repeated
+    if isinstance(value, list):
+        for each in value:
+            repeated = _repeated_in(each)
+            if repeated is not None:
+                return repeated
+    return None
 
 
 def _refused(data: object, source: str) -> object:
     """The record as read, or a JsonError when an object in it names a key twice (JSON
     keeps the last, silently; itemctl refuses the record)."""
     if isinstance(data, _RepeatedKeys):
-        return JsonError(f"invalid record: it names {data.repeated!r} more than once", source)
+        return JsonError(f"invalid record: it names {data.repeated!r} more than once", source, dict(data))
     return data
 
 
@@ -274,6 +289,7 @@ def _read_jsonl(text_stream: IO[str]) -> Iterator[Record]:
 class JsonError:
     reason: str
     source: str
+    fields: dict | None = None  # the record, when it was decoded (a key named twice)
 
 
 MAX_ELEMENT = 1 << 20  # characters: far more than any valid record of an array holds
