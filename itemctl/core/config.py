@@ -139,13 +139,12 @@ def _libpq_defaults() -> dict[str, str | None]:
 
 def _libpq_resolved() -> str:
     """``postgresql://USER@HOST:PORT/DB`` as libpq's defaults resolve it (PGHOST, PGPORT,
-    PGUSER, PGDATABASE); when PGSERVICE chose the database, the service by name (libpq
-    reads its file only when it connects, so any URL shown would be made up)."""
-    from itemctl.core.text import shown
-
+    PGUSER, PGDATABASE); when PGSERVICE chose the database, ``postgresql://?service=NAME``,
+    which libpq resolves the same way (it reads its service file only when it connects,
+    so a host or database shown here would be made up)."""
     service = os.environ.get("PGSERVICE")
     if service:
-        return f"the service {shown(service)} of libpq's service file"
+        return f"postgresql://?service={quote(service, safe='')}"
     values = _libpq_defaults()
     user = values.get("user") or ""
     return f"postgresql://{user}@{values.get('host') or 'localhost'}:{values.get('port') or 5432}/{values.get('dbname') or user}"

@@ -19,6 +19,8 @@ gate, ``itemctl.core.sink``):
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import re
 import shutil
@@ -52,7 +54,10 @@ def check_output_path(path: str, *, option: str, reads: Mapping[str, str] = {}) 
         target = None
     except OSError as error:
         raise InvalidInput(f"cannot write {option} {path}: {error.strerror}") from None
-    special = _is_special(target) or descriptor_of(path) is not None
+    descriptor = descriptor_of(path)
+    if descriptor is not None:
+        _check_descriptor(descriptor, path, option)
+    special = _is_special(target) or descriptor is not None
     if not special:
         _refuse_planted_link(path, option)
     resolved = os.path.realpath(path)
@@ -127,7 +132,12 @@ def atomic_output(
 @contextmanager
 def _atomic(path: str, *, option: str, reads: Mapping[str, str], json: bool = False) -> Iterator[Sink]:
     target = check_output_path(path, option=option, reads=reads)
-    if _is_special(target) or descriptor_of(path) is not None:
+    descriptor = descriptor_of(path)
+    if descriptor is not None:
+        # A copy taken now: the number cannot come to mean another file meanwhile.
+        yield from _spooled(path, json=json, descriptor=os.dup(descriptor))
+        return
+    if _is_special(target):
         yield from _spooled(path, json=json)
         return
     resolved = os.path.realpath(path)
@@ -161,24 +171,43 @@ def _atomic(path: str, *, option: str, reads: Mapping[str, str], json: bool = Fa
         temporaries.discard(temporary)
 
 
-_DESCRIPTOR = re.compile(r"/(?:dev|proc/self)/fd/(\d+)")
-
-
 def descriptor_of(path: str) -> int | None:
-    """The open descriptor a path names (``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/3``),
-    if any. Such a target is the stream itself: written through the descriptor, never
-    reopened or renamed over, so ``--file /dev/stdout >> app.log`` appends to the log."""
-    seen = os.path.abspath(path)
-    for _ in range(8):  # /dev/stdout -> /proc/self/fd/1
-        found = _DESCRIPTOR.fullmatch(seen)
-        if found:
-            return int(found.group(1))
+    """The descriptor of this process a path names (``/dev/stdout``, ``/dev/stderr``,
+    ``/dev/fd/3``, ``/proc/self/fd/1``, through any link), if any. Such a target is the
+    stream itself: written through the descriptor, never reopened or renamed over, so
+    ``--file /dev/stdout >> app.log`` appends to the log."""
+    fd_directory = re.compile(rf"/proc/{os.getpid()}(?:/task/\d+)?/fd")
+    current = os.path.abspath(path)
+    for _ in range(16):  # /dev/stdout -> /proc/self/fd/1
+        directory, name = os.path.split(current)
+        directory = os.path.realpath(directory)
+        if name.isdigit() and fd_directory.fullmatch(directory):
+            return int(name)
         try:
-            link = os.readlink(seen)
+            link = os.readlink(os.path.join(directory, name))
         except OSError:
             return None
-        seen = os.path.normpath(os.path.join(os.path.dirname(seen), link))
+        current = os.path.join(directory, link)
     return None
+
+
+def _check_descriptor(descriptor: int, path: str, option: str) -> None:
+    """A descriptor target must be open, for writing (checked before the command runs)."""
+    standard = {0: sys.stdin, 1: sys.stdout, 2: sys.stderr}
+    try:
+        if descriptor > MAX_DESCRIPTOR or (descriptor in standard and standard[descriptor] is None):
+            raise OSError(errno.EBADF, "not open")
+        flags = fcntl.fcntl(descriptor, fcntl.F_GETFL)
+    except OSError:
+        raise UsageError(
+            f"{option} {path} names descriptor {descriptor}, which is not open",
+            hint=f"open it for writing first (for example {descriptor}>file), or give {option} a file name",
+        ) from None
+    if flags & os.O_ACCMODE == os.O_RDONLY:
+        raise InvalidInput(f"cannot write {option} {path}: descriptor {descriptor} is open for reading only")
+
+
+MAX_DESCRIPTOR = 2**31 - 1
 
 
 def _is_special(target: os.stat_result | None) -> bool:
@@ -196,28 +225,34 @@ def _close_quietly(out) -> None:
             pass
 
 
-def _spooled(path: str, *, json: bool) -> Iterator[Sink]:
-    """A FIFO or a device gets what the command wrote once it succeeded: renaming over it
-    would replace the device, not write to it; writing as we go would hand a reader
-    half a result of a command that then fails."""
-    with tempfile.TemporaryFile() as spool:
-        yield Sink(spool, target=path, kind="special", json=json)
-        spool.seek(0)
-        descriptor = descriptor_of(path)
-        if descriptor is not None:  # what itemctl wrote there itself goes first
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(OSError, ValueError):
-                    stream.flush()
-        with (
-            Sink(spool, target=path, kind="special").guard(),
-            os.fdopen(os.dup(descriptor), "wb") if descriptor is not None else open(path, "wb") as out,  # noqa: SIM115
-        ):
-            if out.isatty():  # /dev/tty, or /dev/stdout on a terminal: shown as data
-                shown = Sink(out, target=path, kind="terminal")
-                while block := spool.read(1 << 16):
-                    shown.write(block)
-            else:
-                shutil.copyfileobj(spool, out)
+def _spooled(path: str, *, json: bool, descriptor: int | None = None) -> Iterator[Sink]:
+    """A FIFO or a device (or the open ``descriptor`` a path such as /dev/stdout names)
+    gets what the command wrote once it succeeded: renaming over it would replace the
+    device, not write to it; writing as we go would hand a reader half a result of a
+    command that then fails."""
+    try:
+        with tempfile.TemporaryFile() as spool:
+            yield Sink(spool, target=path, kind="special", json=json)
+            spool.seek(0)
+            if descriptor is not None:  # what itemctl wrote there itself goes first
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(OSError, ValueError, AttributeError):
+                        stream.flush()
+            with Sink(spool, target=path, kind="special").guard():
+                if descriptor is not None:
+                    out, descriptor = os.fdopen(descriptor, "wb"), None  # the file object closes it now
+                else:
+                    out = open(path, "wb")  # noqa: SIM115 - closed just below
+                with out:
+                    if out.isatty():  # /dev/tty, or /dev/stdout on a terminal: shown as data
+                        shown = Sink(out, target=path, kind="terminal")
+                        while block := spool.read(1 << 16):
+                            shown.write(block)
+                    else:
+                        shutil.copyfileobj(spool, out)
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
 
 
 def _umask() -> int:

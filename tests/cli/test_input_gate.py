@@ -214,7 +214,7 @@ def test_a_service_libpq_cannot_find_is_named_as_the_service_without_a_made_up_u
     )
     line = one_error(completed.stderr)
     assert completed.returncode == 7, completed.stderr
-    assert "service 'nosuch'" in line and "postgresql://" not in line, line
+    assert "postgresql://?service=nosuch (from" in line and "localhost" not in line, line
 
 
 def test_a_lock_held_by_another_role_is_named_by_pid_and_role(postgres_admin, make_database):

@@ -437,6 +437,46 @@ def test_dev_stdout_and_stderr_as_a_file_option_write_to_the_stream_a_log_file_k
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".") or "deleted" in p.name]  # no temporary
 
 
+def test_a_descriptor_path_is_recognised_however_it_is_spelled(backend, tmp_path):
+    """/proc/thread-self/fd/1 and a link to /dev are the stream too: appended to, never
+    renamed over."""
+    (tmp_path / "devlink").symlink_to("/dev")
+    for spelled in ("/proc/thread-self/fd/1", str(tmp_path / "devlink" / "fd" / "1"), "/proc/self/fd/1"):
+        log = tmp_path / "app.log"
+        log.write_text("earlier line\n")
+        with open(log, "ab") as appended:
+            completed = subprocess.run(
+                [sys.executable, "-m", "itemctl", "--database-url", backend.url, "items", "export", "--file", spelled],
+                stdout=appended, stderr=subprocess.PIPE, text=True, env=process_env(), timeout=60,
+            )
+        assert completed.returncode == 0, (spelled, completed.stderr)
+        assert log.read_text() == "earlier line\ntitle,description,owner,tags\n", spelled
+
+
+def test_a_descriptor_that_is_not_open_for_writing_is_refused_before_the_import(backend, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("title\nok\nbad\x1bone\n")
+    import_with = ["--database-url", backend.url, "items", "import", str(rows), "--rejects"]
+    for target, code, said in (
+        ("/dev/fd/9", 2, "descriptor 9, which is not open"),
+        ("/dev/fd/99999999999", 2, "which is not open"),
+        ("/dev/stdin", 6, "open for reading only"),
+    ):
+        with open(rows, "rb") as stdin:
+            completed = subprocess.run(
+                [sys.executable, "-m", "itemctl", *import_with, target], stdin=stdin, capture_output=True, text=True,
+                env=process_env(), timeout=60,
+            )
+        assert completed.returncode == code and said in completed.stderr, (target, completed.stderr)
+        assert "Traceback" not in completed.stderr
+    closed = subprocess.run(
+        [sys.executable, "-m", "itemctl", "--database-url", backend.url, "items", "export", "--file", "/dev/stdout"],
+        stderr=subprocess.PIPE, text=True, env=process_env(), timeout=60, preexec_fn=lambda: os.close(1),
+    )
+    assert closed.returncode == 2 and "not open" in closed.stderr, closed.stderr
+    assert backend.rows("SELECT count(*) FROM item") == [(0,)]
+
+
 def _file_size_limit(limit: int):
     """For a child process: files larger than ``limit`` bytes cannot be written (EFBIG),
     as on a disk that is full."""
