@@ -436,3 +436,15 @@ def test_a_csv_field_too_long_for_any_item_is_one_rejected_row_and_old_mac_lines
     failed = any_itemctl("items", "import", str(classic_mac))
     assert failed.exit_code == 6 and "universal-newline" not in failed.stderr, failed.stderr
     assert "carriage return" in failed.stderr, failed.stderr
+
+
+def test_a_csv_field_past_the_reading_limit_is_a_malformed_file_named_by_line(any_itemctl, tmp_path):
+    from itemctl.services.bulk.readers import CSV_FIELD_LIMIT
+
+    past = tmp_path / "past.csv"
+    past.write_text('title,description\nok,a\nhuge,"' + "x" * (CSV_FIELD_LIMIT + 1) + '"\n')
+    result = any_itemctl("items", "import", str(past), "--rejects", str(tmp_path / "rejects.jsonl"))
+    assert result.exit_code == 6, result.stderr
+    assert result.stderr.startswith(f"error: line 3: malformed CSV: a field is longer than {CSV_FIELD_LIMIT:,} characters"), result.stderr
+    assert any_itemctl("items", "count").stdout == "0\n"
+    assert not (tmp_path / "rejects.jsonl").exists()
